@@ -140,8 +140,14 @@ export interface Ready {
   snapshot: Snapshot | null;
   /** Committed entries to apply to the state machine, in order. */
   committedEntries: Entry[];
-  /** Messages to send once entries/hardState/snapshot are persisted (see rawnode docs). */
+  /** Messages to send only after snapshot/entries/hardState of this Ready are persisted
+   * (votes, vote responses, append responses, …). */
   messages: Message[];
+  /** Messages a leader may send at once, in parallel with persisting its own entries
+   * (App, Heartbeat, Snap, TimeoutNow from the leader of the current term): they depend on
+   * nothing this node has not already made durable (its term and vote were synced before it
+   * won the election). Always empty when this node is not the leader. */
+  parallelMessages: Message[];
   readStates: ReadState[];
   /** True when entries, vote or term changed: the write must be synced before messages go. */
   mustSync: boolean;
