@@ -1,0 +1,21 @@
+/** Peer transport: pipelined undici clients + node:http peer server. */
+export { Transport } from './transport.js';
+export { estimateMessageBytes } from './peer.js';
+export {
+  DEFAULT_BACKOFF,
+  DEFAULT_LIMITS,
+  HEADER_CLUSTER_ID,
+  HEADER_FROM,
+  HEADER_TO,
+  NOOP_LOGGER,
+  PATH_HEALTH,
+  PATH_MESSAGES,
+  PATH_SNAPSHOT,
+  type BackoffOptions,
+  type PeerStats,
+  type ServerStats,
+  type TransportLimits,
+  type TransportLogger,
+  type TransportOptions,
+  type TransportStats,
+} from './types.js';

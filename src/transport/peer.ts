@@ -1,0 +1,411 @@
+/**
+ * The sending side for one remote peer: a bounded queue, one pipelined undici `Client` for
+ * message batches, a separate `Client` for streamed snapshots, and a reconnect backoff gate.
+ *
+ * Why this shape (see docs: undici Client pipelining; etcd rafthttp peer.send):
+ * - undici pipelines a request only when it is `idempotent: true`, `blocking: false` and has a
+ *   Buffer body; Raft messages tolerate duplication (undici may retry an idempotent request
+ *   after a head-of-line failure) so all batches are sent that way.
+ * - undici's own queue is unbounded, so this class keeps the queue: at most `pipelining`
+ *   requests are handed to undici; the rest wait here, bounded by count and bytes, and whatever
+ *   does not fit is dropped and reported as unreachable, like etcd's non-blocking channel send.
+ * - A snapshot is a streamed body, which undici never pipelines; on the batch connection it
+ *   would hold up every heartbeat behind it, so it gets its own connection.
+ */
+
+import { Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { Client } from 'undici';
+import { encodeMessage, encodeMessages } from '../raft/codec.js';
+import type { Message, NodeId } from '../raft/types.js';
+import {
+  HEADER_CLUSTER_ID,
+  HEADER_FROM,
+  HEADER_TO,
+  PATH_MESSAGES,
+  PATH_SNAPSHOT,
+  type BackoffOptions,
+  type PeerStats,
+  type TransportLimits,
+  type TransportLogger,
+} from './types.js';
+
+/** Conservative upper estimate of a message's encoded size, used for queue byte accounting
+ * before the batch is encoded (encoding every message twice would cost more than it saves). */
+export function estimateMessageBytes(m: Message): number {
+  let bytes = 64 + m.context.byteLength;
+  for (const e of m.entries) bytes += 24 + e.data.byteLength;
+  if (m.snapshot !== null) {
+    const cs = m.snapshot.metadata.confState;
+    bytes += 64 + m.snapshot.data.byteLength + 10 * (cs.voters.length + cs.learners.length);
+  }
+  return bytes;
+}
+
+/** Everything a PeerSender needs from its Transport. */
+export interface PeerSenderContext {
+  selfId: NodeId;
+  clusterId: string;
+  limits: TransportLimits;
+  pipelining: number;
+  backoff: BackoffOptions;
+  requestTimeoutMs: number;
+  snapshotTimeoutMs: number;
+  connectTimeoutMs: number;
+  logger: TransportLogger;
+  onUnreachable(id: NodeId): void;
+  onSnapshotStatus(id: NodeId, ok: boolean): void;
+  /** Ask for `flush()` to be called on a later turn of the event loop (coalesced). */
+  scheduleFlush(peer: PeerSender): void;
+}
+
+const SNAPSHOT_CHUNK_BYTES = 64 * 1024;
+/** Error answers carry a short reason; cap what we read of them. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** Statuses that say "this peer will not take anything from us right now": back off. Other
+ * failures (400, 413) concern one batch only. */
+function statusMeansBackoff(status: number): boolean {
+  return status === 403 || status === 404 || status === 410 || status === 412 || status >= 500;
+}
+
+/** Parses and checks a peer base URL; only plain http is supported. */
+export function peerOrigin(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`invalid peer URL ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'http:') {
+    throw new TypeError(`peer URL ${JSON.stringify(url)}: only http:// is supported`);
+  }
+  return parsed.origin;
+}
+
+export class PeerSender {
+  readonly id: NodeId;
+  readonly url: string;
+  private readonly ctx: PeerSenderContext;
+  private readonly origin: string;
+  private readonly client: Client;
+  private snapshotClient: Client | null = null;
+  private readonly headers: Record<string, string>;
+
+  // Queue of messages not yet handed to undici; sizes[i] is the estimate for queue[i].
+  private queue: Message[] = [];
+  private sizes: number[] = [];
+  private queuedBytes = 0;
+  private inflight = 0;
+  private snapshotInFlight = false;
+  /** Drops happened since the last flush: report unreachable once, from the flush. */
+  private unreachablePending = false;
+
+  private backoffUntil = 0;
+  private consecutiveFailures = 0;
+  private stopped = false;
+
+  private sentMessages = 0;
+  private sentBatches = 0;
+  private sentBytes = 0;
+  private droppedMessages = 0;
+  private failures = 0;
+  private snapshotsSent = 0;
+  private snapshotsFailed = 0;
+
+  constructor(id: NodeId, url: string, ctx: PeerSenderContext) {
+    this.id = id;
+    this.url = url;
+    this.ctx = ctx;
+    this.origin = peerOrigin(url);
+    this.client = new Client(this.origin, {
+      pipelining: ctx.pipelining,
+      headersTimeout: ctx.requestTimeoutMs,
+      bodyTimeout: ctx.requestTimeoutMs,
+      connect: { timeout: ctx.connectTimeoutMs },
+      maxResponseSize: MAX_RESPONSE_BYTES,
+    });
+    this.headers = {
+      'content-type': 'application/x-msgpack',
+      [HEADER_CLUSTER_ID]: ctx.clusterId,
+      [HEADER_FROM]: String(ctx.selfId),
+      [HEADER_TO]: String(id),
+    };
+  }
+
+  /** Queue a (non-snapshot) message; drops it when backing off or when the queue is full. */
+  enqueue(m: Message): void {
+    if (this.stopped) return;
+    if (this.isBackingOff()) {
+      this.drop(1);
+      return;
+    }
+    const size = estimateMessageBytes(m);
+    const { queueMessagesMax, queueBytesMax } = this.ctx.limits;
+    if (this.queue.length >= queueMessagesMax || this.queuedBytes + size > queueBytesMax) {
+      this.drop(1);
+      return;
+    }
+    this.queue.push(m);
+    this.sizes.push(size);
+    this.queuedBytes += size;
+    this.ctx.scheduleFlush(this);
+  }
+
+  /** Hand queued messages to undici as batches while pipeline slots are free. */
+  flush(): void {
+    if (this.stopped) return;
+    if (this.unreachablePending) {
+      this.unreachablePending = false;
+      this.ctx.onUnreachable(this.id);
+    }
+    const bodyMax = this.ctx.limits.bodyBytesMax;
+    while (this.queue.length > 0 && this.inflight < this.ctx.pipelining) {
+      // Take the longest prefix that is estimated to fit in one body (at least one message).
+      let count = 0;
+      let bytes = 0;
+      while (count < this.queue.length && (count === 0 || bytes + this.sizes[count]! <= bodyMax)) {
+        bytes += this.sizes[count]!;
+        count++;
+      }
+      let batch = this.queue.slice(0, count);
+      let encoded = encodeMessages(batch);
+      // The estimate can be off; halve until the encoding fits.
+      while (encoded.byteLength > bodyMax && batch.length > 1) {
+        count = Math.ceil(count / 2);
+        batch = batch.slice(0, count);
+        encoded = encodeMessages(batch);
+      }
+      this.removeFromQueue(count);
+      if (encoded.byteLength > bodyMax) {
+        this.ctx.logger.warn('transport: message larger than bodyBytesMax dropped', {
+          peer: this.id,
+          type: batch[0]!.type,
+          bytes: encoded.byteLength,
+          bodyBytesMax: bodyMax,
+        });
+        this.drop(1);
+        this.reportUnreachableNow();
+        continue;
+      }
+      this.dispatch(batch, encoded);
+    }
+  }
+
+  /** Send a Snap message on the snapshot connection as a streamed body. */
+  sendSnapshot(m: Message): void {
+    if (this.stopped) return;
+    if (this.snapshotInFlight) {
+      this.failSnapshotLater('a snapshot to this peer is already in flight');
+      return;
+    }
+    if (this.isBackingOff()) {
+      this.failSnapshotLater('peer is unreachable (backing off)');
+      return;
+    }
+    const encoded = encodeMessage(m);
+    if (encoded.byteLength > this.ctx.limits.snapshotBytesMax) {
+      this.failSnapshotLater(
+        `snapshot message of ${encoded.byteLength} bytes exceeds snapshotBytesMax ` +
+          `${this.ctx.limits.snapshotBytesMax}`,
+      );
+      return;
+    }
+    this.snapshotClient ??= new Client(this.origin, {
+      pipelining: 1,
+      headersTimeout: this.ctx.snapshotTimeoutMs,
+      bodyTimeout: this.ctx.snapshotTimeoutMs,
+      connect: { timeout: this.ctx.connectTimeoutMs },
+      maxResponseSize: MAX_RESPONSE_BYTES,
+    });
+    this.snapshotInFlight = true;
+    const started = performance.now();
+    const body = Readable.from(chunksOf(encoded, SNAPSHOT_CHUNK_BYTES), { objectMode: false });
+    this.snapshotClient
+      .request({
+        path: PATH_SNAPSHOT,
+        method: 'POST',
+        headers: { ...this.headers, 'content-length': String(encoded.byteLength) },
+        body,
+      })
+      .then(async (res) => {
+        if (res.statusCode === 204) {
+          await res.body.dump();
+          return null;
+        }
+        return `HTTP ${res.statusCode}: ${await readReason(res.body)}`;
+      })
+      .catch((err: unknown) => errorText(err))
+      .then((failure) => {
+        this.snapshotInFlight = false;
+        if (this.stopped) return;
+        if (failure === null) {
+          this.snapshotsSent++;
+          this.ctx.logger.info('transport: snapshot sent', {
+            peer: this.id,
+            bytes: encoded.byteLength,
+            ms: Math.round(performance.now() - started),
+          });
+          this.ctx.onSnapshotStatus(this.id, true);
+        } else {
+          this.snapshotFailed(failure);
+        }
+      });
+  }
+
+  stats(): PeerStats {
+    return {
+      id: this.id,
+      url: this.url,
+      sentMessages: this.sentMessages,
+      sentBatches: this.sentBatches,
+      sentBytes: this.sentBytes,
+      droppedMessages: this.droppedMessages,
+      failures: this.failures,
+      queuedMessages: this.queue.length,
+      queuedBytes: this.queuedBytes,
+      inflightRequests: this.inflight,
+      backingOff: this.isBackingOff(),
+      snapshotsSent: this.snapshotsSent,
+      snapshotsFailed: this.snapshotsFailed,
+      snapshotInFlight: this.snapshotInFlight,
+    };
+  }
+
+  /** Drop the queue and close both connections; no callbacks fire afterwards. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.droppedMessages += this.queue.length;
+    this.removeFromQueue(this.queue.length);
+    const closing = [this.client.destroy()];
+    if (this.snapshotClient !== null) closing.push(this.snapshotClient.destroy());
+    await Promise.all(closing);
+  }
+
+  private dispatch(batch: Message[], encoded: Uint8Array): void {
+    this.inflight++;
+    const body = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    this.client
+      .request({
+        path: PATH_MESSAGES,
+        method: 'POST',
+        headers: this.headers,
+        body,
+        idempotent: true,
+        blocking: false,
+      })
+      .then(async (res) => {
+        if (res.statusCode === 204) {
+          await res.body.dump();
+          return { status: 204, reason: '' };
+        }
+        return { status: res.statusCode, reason: await readReason(res.body) };
+      })
+      .catch((err: unknown) => ({ status: 0, reason: errorText(err) }))
+      .then(({ status, reason }) => {
+        this.inflight--;
+        if (this.stopped) return;
+        if (status === 204) {
+          this.sentMessages += batch.length;
+          this.sentBatches++;
+          this.sentBytes += body.byteLength;
+          this.consecutiveFailures = 0;
+          this.backoffUntil = 0;
+        } else {
+          this.batchFailed(batch.length, status, reason);
+        }
+        if (this.queue.length > 0) this.ctx.scheduleFlush(this);
+      });
+  }
+
+  private batchFailed(messages: number, status: number, reason: string): void {
+    this.failures++;
+    this.droppedMessages += messages;
+    const backoff = status === 0 || statusMeansBackoff(status);
+    const fields = { peer: this.id, url: this.url, status, reason, messages };
+    // A dead peer fails every request: log the first failure of an outage only.
+    if (backoff && this.isBackingOff()) this.ctx.logger.debug('transport: send failed', fields);
+    else this.ctx.logger.warn('transport: send failed', fields);
+    if (backoff) this.enterBackoff();
+    this.reportUnreachableNow();
+  }
+
+  private snapshotFailed(reason: string): void {
+    this.failures++;
+    this.snapshotsFailed++;
+    this.droppedMessages++;
+    this.ctx.logger.warn('transport: snapshot send failed', { peer: this.id, reason });
+    this.ctx.onSnapshotStatus(this.id, false);
+    this.ctx.onUnreachable(this.id);
+  }
+
+  /** Callbacks never run inside `send()`: the runtime may be in the middle of handling a Ready. */
+  private failSnapshotLater(reason: string): void {
+    setImmediate(() => {
+      if (!this.stopped) this.snapshotFailed(reason);
+    });
+  }
+
+  private enterBackoff(): void {
+    const now = performance.now();
+    // Every in-flight request of a dead connection fails at about the same time: that is one
+    // outage, not many, so only the first failure of a backoff period lengthens the delay.
+    if (now < this.backoffUntil) return;
+    const { initialMs, maxMs } = this.ctx.backoff;
+    const delay = Math.min(maxMs, initialMs * 2 ** Math.min(this.consecutiveFailures, 30));
+    this.consecutiveFailures++;
+    this.backoffUntil = now + delay;
+    // What is queued would only go stale while we wait.
+    this.droppedMessages += this.queue.length;
+    this.removeFromQueue(this.queue.length);
+  }
+
+  private isBackingOff(): boolean {
+    return this.backoffUntil !== 0 && performance.now() < this.backoffUntil;
+  }
+
+  private drop(messages: number): void {
+    this.droppedMessages += messages;
+    if (!this.unreachablePending) {
+      this.unreachablePending = true;
+      this.ctx.scheduleFlush(this);
+    }
+  }
+
+  private reportUnreachableNow(): void {
+    this.unreachablePending = false;
+    this.ctx.onUnreachable(this.id);
+  }
+
+  private removeFromQueue(count: number): void {
+    if (count === 0) return;
+    for (let i = 0; i < count; i++) this.queuedBytes -= this.sizes[i]!;
+    this.queue = this.queue.slice(count);
+    this.sizes = this.sizes.slice(count);
+    if (this.queue.length === 0) this.queuedBytes = 0;
+  }
+}
+
+function* chunksOf(bytes: Uint8Array, chunkBytes: number): Generator<Buffer> {
+  for (let offset = 0; offset < bytes.byteLength; offset += chunkBytes) {
+    const end = Math.min(bytes.byteLength, offset + chunkBytes);
+    yield Buffer.from(bytes.buffer, bytes.byteOffset + offset, end - offset);
+  }
+}
+
+async function readReason(body: { text(): Promise<string> }): Promise<string> {
+  try {
+    return (await body.text()).slice(0, 500);
+  } catch (err) {
+    return `(unreadable answer: ${errorText(err)})`;
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}

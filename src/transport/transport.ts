@@ -1,0 +1,217 @@
+/**
+ * Transport: the peer-to-peer messaging layer of a raftkv node.
+ *
+ * Outgoing: `send()` sorts messages by destination; each peer has a bounded queue flushed once
+ * per event-loop turn as one msgpack batch (`POST /raft`) on a pipelined HTTP/1.1 connection,
+ * and a second connection for streamed snapshots (`POST /raft/snapshot`). See peer.ts.
+ * Incoming: a node:http server that validates and decodes what peers send. See server.ts.
+ *
+ * Delivery is best effort, as Raft expects: messages can be dropped (reported through
+ * `onUnreachable`), duplicated (undici retries idempotent requests) or, across the batch and
+ * snapshot connections, reordered. Within the batch connection to one peer, batches arrive in
+ * the order they were sent unless one is lost.
+ */
+
+import { MessageType, type Message, type NodeId } from '../raft/types.js';
+import { PeerSender, peerOrigin, type PeerSenderContext } from './peer.js';
+import { PeerServer, type SenderStatus } from './server.js';
+import {
+  DEFAULT_BACKOFF,
+  DEFAULT_LIMITS,
+  NOOP_LOGGER,
+  type TransportLimits,
+  type TransportOptions,
+  type TransportStats,
+} from './types.js';
+
+type State = 'new' | 'started' | 'stopped';
+
+export class Transport {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  private readonly opts: TransportOptions;
+  private readonly limits: TransportLimits;
+  private readonly senders = new Map<NodeId, PeerSender>();
+  /** Members (other than this node) and their URLs; senders exist only while started. */
+  private readonly members = new Map<NodeId, string>();
+  private readonly removed = new Set<NodeId>();
+  private readonly server: PeerServer;
+  private readonly senderContext: PeerSenderContext;
+  private readonly dirty = new Set<PeerSender>();
+  private flushScheduled = false;
+  private state: State = 'new';
+  private droppedUnknownPeer = 0;
+
+  constructor(opts: TransportOptions) {
+    assertNodeId(opts.id, 'id');
+    if (typeof opts.clusterId !== 'string' || opts.clusterId.length === 0) {
+      throw new TypeError('clusterId must be a non-empty string');
+    }
+    if (!Number.isInteger(opts.listenPort) || opts.listenPort < 0 || opts.listenPort > 65535) {
+      throw new RangeError(`listenPort must be an integer in [0, 65535], got ${opts.listenPort}`);
+    }
+    this.id = opts.id;
+    this.clusterId = opts.clusterId;
+    this.opts = opts;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    for (const [key, value] of Object.entries(this.limits)) {
+      if (!Number.isSafeInteger(value) || value <= 0) {
+        throw new RangeError(`limits.${key} must be a positive integer, got ${value}`);
+      }
+    }
+    const backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
+    if (!(backoff.initialMs > 0 && backoff.maxMs >= backoff.initialMs)) {
+      throw new RangeError('backoff needs 0 < initialMs <= maxMs');
+    }
+    const pipelining = opts.pipelining ?? 16;
+    if (!Number.isInteger(pipelining) || pipelining < 1) {
+      throw new RangeError(`pipelining must be a positive integer, got ${pipelining}`);
+    }
+    const logger = opts.logger ?? NOOP_LOGGER;
+    this.senderContext = {
+      selfId: opts.id,
+      clusterId: opts.clusterId,
+      limits: this.limits,
+      pipelining,
+      backoff,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
+      snapshotTimeoutMs: opts.snapshotTimeoutMs ?? 60_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
+      logger,
+      onUnreachable: (id) => this.callback('onUnreachable', () => this.opts.onUnreachable(id)),
+      onSnapshotStatus: (id, ok) =>
+        this.callback('onSnapshotStatus', () => this.opts.onSnapshotStatus(id, ok)),
+      scheduleFlush: (peer) => this.scheduleFlush(peer),
+    };
+    for (const [id, url] of opts.peers) {
+      assertNodeId(id, 'peer id');
+      peerOrigin(url); // validate early
+      if (id !== this.id) this.members.set(id, url);
+    }
+    this.server = new PeerServer({
+      id: opts.id,
+      clusterId: opts.clusterId,
+      bodyBytesMax: this.limits.bodyBytesMax,
+      snapshotBytesMax: this.limits.snapshotBytesMax,
+      logger,
+      senderStatus: (from) => this.senderStatus(from),
+      onMessages: (msgs) => this.opts.onMessages(msgs),
+      ...(opts.onSnapshot !== undefined ? { onSnapshot: (m: Message) => opts.onSnapshot!(m) } : {}),
+    });
+  }
+
+  /** Starts listening for peers and creates the peer connections (lazily connected). */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`transport cannot start: it is ${this.state}`);
+    await this.server.listen(this.opts.listenHost ?? '127.0.0.1', this.opts.listenPort);
+    this.state = 'started';
+    for (const [id, url] of this.members) this.senders.set(id, new PeerSender(id, url, this.senderContext));
+  }
+
+  /** The bound address of the peer server (the real port when listenPort was 0). */
+  address(): { host: string; port: number } {
+    return this.server.address();
+  }
+
+  /**
+   * Queues messages for their destinations. Never blocks and never calls back synchronously;
+   * messages to unknown peers or beyond a peer's queue bound are dropped and counted.
+   */
+  send(msgs: Message[]): void {
+    if (this.state !== 'started') return;
+    for (const m of msgs) {
+      const sender = this.senders.get(m.to);
+      if (sender === undefined) {
+        this.droppedUnknownPeer++;
+        this.senderContext.logger.debug('transport: message to unknown peer dropped', {
+          to: m.to,
+          type: MessageType[m.type],
+        });
+        continue;
+      }
+      if (m.type === MessageType.Snap) sender.sendSnapshot(m);
+      else sender.enqueue(m);
+    }
+  }
+
+  /** Adds a member (or changes its URL). A re-added node is accepted as a sender again. */
+  addPeer(id: NodeId, url: string): void {
+    assertNodeId(id, 'peer id');
+    peerOrigin(url);
+    if (id === this.id) return;
+    this.removed.delete(id);
+    if (this.members.get(id) === url) return;
+    this.members.set(id, url);
+    if (this.state !== 'started') return;
+    const old = this.senders.get(id);
+    if (old !== undefined) void old.stop();
+    this.senders.set(id, new PeerSender(id, url, this.senderContext));
+  }
+
+  /** Removes a member: its queue is dropped, its connections closed, and its requests answered
+   * with 410 Gone from now on. */
+  removePeer(id: NodeId): void {
+    if (id === this.id) return;
+    this.members.delete(id);
+    this.removed.add(id);
+    const sender = this.senders.get(id);
+    if (sender !== undefined) {
+      this.senders.delete(id);
+      this.dirty.delete(sender);
+      void sender.stop();
+    }
+  }
+
+  /** Closes the server and all peer connections; queued messages are dropped. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    const senders = [...this.senders.values()];
+    this.senders.clear();
+    this.dirty.clear();
+    await Promise.all([this.server.close(), ...senders.map((s) => s.stop())]);
+  }
+
+  stats(): TransportStats {
+    return {
+      peers: [...this.senders.values()].map((s) => s.stats()),
+      server: this.server.stats(),
+      droppedUnknownPeer: this.droppedUnknownPeer,
+    };
+  }
+
+  private senderStatus(from: NodeId): SenderStatus {
+    if (from === this.id || this.members.has(from)) return 'member';
+    return this.removed.has(from) ? 'removed' : 'unknown';
+  }
+
+  /** Coalesces flushes: everything sent during this turn of the event loop goes in one batch. */
+  private scheduleFlush(peer: PeerSender): void {
+    this.dirty.add(peer);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const peers = [...this.dirty];
+      this.dirty.clear();
+      if (this.state !== 'started') return;
+      for (const p of peers) p.flush();
+    });
+  }
+
+  /** User callbacks must not break the transport's bookkeeping. */
+  private callback(name: string, fn: () => void): void {
+    if (this.state !== 'started') return;
+    try {
+      fn();
+    } catch (err) {
+      this.senderContext.logger.warn(`transport: ${name} callback threw`, { error: String(err) });
+    }
+  }
+}
+
+function assertNodeId(id: unknown, what: string): asserts id is NodeId {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
+    throw new TypeError(`${what} must be a positive safe integer, got ${String(id)}`);
+  }
+}
