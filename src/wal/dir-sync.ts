@@ -1,0 +1,63 @@
+/**
+ * Directory fsync under the `dirSync` policy (issue 3): 'auto' warns once per process and
+ * directory when the filesystem cannot sync directories, then carries on; 'strict' refuses.
+ * Only the "cannot sync directories" answers (EINVAL/ENOTSUP/ENOSYS, which backend.syncDirectory
+ * reports as `supported: false`) are tolerated; any other error propagates.
+ */
+import * as path from 'node:path';
+import type { DirSyncResult, WalBackend } from './backend.js';
+import { DirSyncUnsupportedError } from './errors.js';
+import type { WalLogger } from './logger.js';
+
+export type DirSyncPolicy = 'auto' | 'strict';
+
+export interface DirSyncOptions {
+  backend: WalBackend;
+  policy: DirSyncPolicy;
+  logger: WalLogger;
+  /**
+   * Testing hook: fsync this path instead of the directory (e.g. a FIFO, whose fsync fails with
+   * a real EINVAL). Warnings and errors still name the real directory.
+   */
+  dirSyncTarget?: string;
+}
+
+const warnedDirectories = new Set<string>();
+
+function filesystemTypeOf(backend: WalBackend, dir: string): string {
+  try {
+    return backend.filesystemType(dir);
+  } catch (err) {
+    return `unknown (${(err as Error).message})`;
+  }
+}
+
+export function dirSyncUnsupportedMessage(dir: string, fsType: string, errno: string | null, policy: DirSyncPolicy): string {
+  return (
+    `cannot fsync directory ${dir}: filesystem ${fsType} returned ${errno ?? 'an error'} ` +
+    `(filesystems such as VirtualBox shared folders (vboxsf) and some 9p/FUSE/SMB mounts cannot sync directories). ` +
+    `Risk: after a crash or power loss, recently created, renamed or deleted WAL segments and snapshot files ` +
+    `may be missing or reappear even though their contents were synced; keep durable data on a local filesystem (ext4, xfs). ` +
+    (policy === 'strict'
+      ? `Refusing because dirSync is 'strict' (use dirSync: 'auto' to accept the risk).`
+      : `Continuing because dirSync is 'auto' (use dirSync: 'strict' to refuse instead); this warning is shown once per directory.`)
+  );
+}
+
+/**
+ * fsync `dir`. Returns the backend's answer; on `supported: false` warns (auto, once) or throws
+ * DirSyncUnsupportedError (strict).
+ */
+export function syncDirectory(dir: string, options: DirSyncOptions): DirSyncResult {
+  const resolved = path.resolve(dir);
+  const result = options.backend.syncDirectory(options.dirSyncTarget ?? resolved);
+  if (result.supported) return result;
+  const fsType = filesystemTypeOf(options.backend, resolved);
+  const message = dirSyncUnsupportedMessage(resolved, fsType, result.errno, options.policy);
+  if (options.policy === 'strict') throw new DirSyncUnsupportedError(message, resolved, result.errno);
+  if (!warnedDirectories.has(resolved)) {
+    warnedDirectories.add(resolved);
+    options.logger.warn(message);
+  }
+  return result;
+}

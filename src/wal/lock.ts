@@ -1,0 +1,387 @@
+/**
+ * Exclusive lock of a WAL directory, so that two processes never append to one log.
+ *
+ * Three ways to hold it, tried in this order unless one is forced:
+ *  - `native`:  flock(2) through our own addon (backend.flock) — always there when the native
+ *               backend loaded, including from a prebuild with install scripts blocked.
+ *  - `fs-ext`:  flock(2) through the optional fs-ext package, where it compiled at install time.
+ *  - `pidfile`: last resort: the lock file is created with O_EXCL and holds the owner's pid;
+ *               a lock file whose owner is dead is stale and is taken over.
+ *
+ * Every method writes `pid <pid> start <starttime> method <m>` into the lock file, so the error a
+ * second process gets names the holder, and so that a flock user and a pidfile user on the same
+ * directory still exclude each other (a flock user refuses when the file names a live pidfile
+ * owner; a pidfile user refuses when the file names any live owner). flock users never unlink the
+ * lock file (unlinking a flock'ed file lets two processes lock two different inodes); on
+ * release they overwrite it with `released`.
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import type { WalBackend } from './backend.js';
+import { WalLockedError } from './errors.js';
+
+export type LockMethod = 'native' | 'fs-ext' | 'pidfile';
+export const LOCK_FILE_NAME = 'LOCK';
+
+export interface DirLock {
+  readonly method: LockMethod;
+  /** The lock file. */
+  readonly path: string;
+  /** Why this method was used (e.g. "fs-ext not loadable: …"). */
+  readonly reason: string;
+  /** The directory holding the lock file was renamed (Wal.create): follow it. The lock itself
+   * is on the inode (flock) or is the file (pidfile), so it survives the rename. */
+  relocate(newDir: string): void;
+  release(): void;
+}
+
+export interface LockOptions {
+  backend: WalBackend;
+  method?: LockMethod | 'auto';
+  /** Told when a stale pidfile lock is taken over. */
+  warn?: (message: string) => void;
+}
+
+interface FsExt {
+  flockSync(fd: number, flags: 'exnb' | 'un'): void;
+}
+
+let fsExtCache: { module: FsExt | null; error: string } | null = null;
+
+/** fs-ext is an optional dependency that compiles at install time: it may well be missing. */
+export function loadFsExt(): { module: FsExt | null; error: string } {
+  if (fsExtCache === null) {
+    try {
+      const require = createRequire(import.meta.url);
+      const mod = require('fs-ext') as Partial<FsExt>;
+      if (typeof mod.flockSync !== 'function') throw new Error('fs-ext has no flockSync');
+      fsExtCache = { module: mod as FsExt, error: '' };
+    } catch (err) {
+      fsExtCache = { module: null, error: (err as Error).message.split('\n')[0] ?? String(err) };
+    }
+  }
+  return fsExtCache;
+}
+
+/** Lock files this process holds right now (flock would refuse a second fd anyway; the pidfile
+ * method needs this to tell "held by us" from "stale file of an earlier process with our pid"). */
+const heldByThisProcess = new Set<string>();
+
+interface Holder {
+  pid: number;
+  start: string;
+  method: string;
+}
+
+/** Process start time in clock ticks since boot (Linux /proc), to detect pid reuse; '' if unknown. */
+function processStartTime(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 2 (comm) may contain spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? ''; // field 22 overall = index 19 after pid and comm
+  } catch {
+    return '';
+  }
+}
+
+const ownStart = processStartTime(process.pid);
+
+function holderLine(method: LockMethod): string {
+  return `pid ${process.pid} start ${ownStart || '-'} method ${method}\n`;
+}
+
+function parseHolder(text: string): Holder | 'released' | null {
+  const trimmed = text.trim();
+  if (trimmed === 'released') return 'released';
+  const m = /^pid (\d+) start (\S+) method (\S+)$/.exec(trimmed);
+  if (m === null) return null;
+  const pid = Number(m[1]);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+  return { pid, start: m[2]!, method: m[3]! };
+}
+
+function isAlive(holder: Holder): boolean {
+  try {
+    process.kill(holder.pid, 0);
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else: alive.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (holder.start !== '-') {
+    const start = processStartTime(holder.pid);
+    if (start !== '' && start !== holder.start) return false; // pid reused by another process
+  }
+  return true;
+}
+
+function describe(holder: Holder): string {
+  return holder.pid === process.pid ? `this process (pid ${holder.pid})` : `pid ${holder.pid}`;
+}
+
+function readHolderText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+export function lockDirectory(dir: string, options: LockOptions): DirLock {
+  const lockPath = path.join(dir, LOCK_FILE_NAME);
+  const requested = options.method ?? 'auto';
+  if (heldByThisProcess.has(lockPath)) {
+    throw new WalLockedError(dir, `this process (pid ${process.pid})`, requested);
+  }
+  if (requested === 'native') return lockNative(dir, lockPath, options.backend, 'forced by lockMethod');
+  if (requested === 'fs-ext') {
+    const fsExt = loadFsExt();
+    if (fsExt.module === null) throw new Error(`lockMethod 'fs-ext' requested but fs-ext does not load: ${fsExt.error}`);
+    return lockFsExt(dir, lockPath, fsExt.module, 'forced by lockMethod');
+  }
+  if (requested === 'pidfile') return lockPidfile(dir, lockPath, 'forced by lockMethod', options.warn);
+
+  if (options.backend.flock !== null) return lockNative(dir, lockPath, options.backend, `backend ${options.backend.name} provides flock`);
+  const fsExt = loadFsExt();
+  if (fsExt.module !== null) return lockFsExt(dir, lockPath, fsExt.module, `backend ${options.backend.name} has no flock; fs-ext loaded`);
+  return lockPidfile(dir, lockPath, `backend ${options.backend.name} has no flock and fs-ext does not load (${fsExt.error})`, options.warn);
+}
+
+/** After a flock was won: refuse if the file names a live pidfile owner, else claim it. */
+function claimAfterFlock(dir: string, lockPath: string, method: LockMethod, fd: number): void {
+  const existing = parseHolder(readHolderText(lockPath));
+  if (existing !== null && existing !== 'released' && existing.method === 'pidfile' && isAlive(existing)) {
+    throw new WalLockedError(dir, describe(existing), 'pidfile');
+  }
+  fs.ftruncateSync(fd, 0);
+  fs.writeSync(fd, holderLine(method), 0);
+}
+
+function markReleased(fd: number): void {
+  try {
+    fs.ftruncateSync(fd, 0);
+    fs.writeSync(fd, 'released\n', 0);
+  } catch {
+    // Best effort: the content only improves error messages; the flock is what excludes.
+  }
+}
+
+function lockedByFlockError(dir: string, lockPath: string, method: LockMethod): WalLockedError {
+  const holder = parseHolder(readHolderText(lockPath));
+  return new WalLockedError(dir, holder !== null && holder !== 'released' ? describe(holder) : null, method);
+}
+
+function lockNative(dir: string, lockPath: string, backend: WalBackend, reason: string): DirLock {
+  if (backend.flock === null) throw new Error(`lockMethod 'native' requested but backend ${backend.name} cannot flock`);
+  let unlock: () => void;
+  try {
+    unlock = backend.flock(lockPath);
+  } catch (err) {
+    if (errnoCode(err) === 'ELOCKED' || errnoCode(err) === 'EWOULDBLOCK' || errnoCode(err) === 'EAGAIN') {
+      throw lockedByFlockError(dir, lockPath, 'native');
+    }
+    throw err;
+  }
+  // A second descriptor for the holder line: closing it does not drop a flock (unlike fcntl locks).
+  let fd: number;
+  try {
+    fd = fs.openSync(lockPath, fs.constants.O_RDWR);
+    try {
+      claimAfterFlock(dir, lockPath, 'native', fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+  heldByThisProcess.add(lockPath);
+  let released = false;
+  return {
+    method: 'native',
+    path: lockPath,
+    reason,
+    relocate(newDir: string) {
+      heldByThisProcess.delete(this.path);
+      (this as { path: string }).path = lockPath = path.join(newDir, LOCK_FILE_NAME);
+      heldByThisProcess.add(lockPath);
+    },
+    release() {
+      if (released) return;
+      released = true;
+      heldByThisProcess.delete(lockPath);
+      try {
+        const wfd = fs.openSync(lockPath, fs.constants.O_RDWR);
+        markReleased(wfd);
+        fs.closeSync(wfd);
+      } catch {
+        // The marker is informational only.
+      }
+      unlock();
+    },
+  };
+}
+
+function lockFsExt(dir: string, lockPath: string, fsExt: FsExt, reason: string): DirLock {
+  const fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  try {
+    try {
+      fsExt.flockSync(fd, 'exnb');
+    } catch (err) {
+      if (errnoCode(err) === 'EAGAIN' || errnoCode(err) === 'EWOULDBLOCK') {
+        throw lockedByFlockError(dir, lockPath, 'fs-ext');
+      }
+      throw err;
+    }
+    try {
+      claimAfterFlock(dir, lockPath, 'fs-ext', fd);
+    } catch (err) {
+      fsExt.flockSync(fd, 'un');
+      throw err;
+    }
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+  heldByThisProcess.add(lockPath);
+  let released = false;
+  return {
+    method: 'fs-ext',
+    path: lockPath,
+    reason,
+    relocate(newDir: string) {
+      heldByThisProcess.delete(this.path);
+      (this as { path: string }).path = lockPath = path.join(newDir, LOCK_FILE_NAME);
+      heldByThisProcess.add(lockPath);
+    },
+    release() {
+      if (released) return;
+      released = true;
+      heldByThisProcess.delete(lockPath);
+      markReleased(fd);
+      try {
+        fsExt.flockSync(fd, 'un');
+      } finally {
+        fs.closeSync(fd); // closing drops the flock even if LOCK_UN failed
+      }
+    },
+  };
+}
+
+/** An empty or unreadable pidfile younger than this is a creator between open and write. */
+const PIDFILE_CREATION_GRACE_MS = 10_000;
+
+function lockPidfile(dir: string, lockPath: string, reason: string, warn?: (m: string) => void): DirLock {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    let fd: number | null = null;
+    try {
+      fd = fs.openSync(lockPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+    }
+    if (fd !== null) {
+      try {
+        fs.writeSync(fd, holderLine('pidfile'), 0);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return pidfileLock(lockPath, reason);
+    }
+
+    // The file exists: live owner → refuse; dead owner → take over.
+    let inode: number;
+    try {
+      inode = fs.statSync(lockPath).ino;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue; // released meanwhile: try again
+      throw err;
+    }
+    const text = readHolderText(lockPath);
+    const holder = parseHolder(text);
+    if (holder === null) {
+      const ageMs = Date.now() - safeMtimeMs(lockPath);
+      if (ageMs < PIDFILE_CREATION_GRACE_MS) {
+        throw new WalLockedError(dir, 'a process that is just creating the lock file', 'pidfile');
+      }
+    } else if (holder !== 'released') {
+      const ours = holder.pid === process.pid && holder.start === (ownStart || '-');
+      if (ours ? heldByThisProcess.has(lockPath) : isAlive(holder)) {
+        throw new WalLockedError(dir, describe(holder), holder.method);
+      }
+    }
+
+    // Stale. Move it aside under a unique name, then check we moved exactly the inode we judged:
+    // if another process took the lock over in between, we moved ITS fresh file — put it back.
+    const aside = `${lockPath}.stale-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
+    try {
+      fs.renameSync(lockPath, aside);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue;
+      throw err;
+    }
+    if (fs.statSync(aside).ino !== inode) {
+      const movedHolder = parseHolder(readHolderText(aside));
+      try {
+        fs.linkSync(aside, lockPath);
+      } catch {
+        // Someone created a new lock file meanwhile; it is theirs now.
+      }
+      fs.unlinkSync(aside);
+      throw new WalLockedError(
+        dir,
+        movedHolder !== null && movedHolder !== 'released' ? describe(movedHolder) : null,
+        'pidfile',
+      );
+    }
+    fs.unlinkSync(aside);
+    warn?.(
+      `raftkv: took over stale WAL lock ${lockPath} (${holder === null ? 'unreadable contents' : holder === 'released' ? 'released' : `owner pid ${holder.pid} is gone`})`,
+    );
+  }
+  throw new WalLockedError(dir, 'processes repeatedly racing for the lock file', 'pidfile');
+}
+
+function safeMtimeMs(file: string): number {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function pidfileLock(lockPath: string, reason: string): DirLock {
+  heldByThisProcess.add(lockPath);
+  const inode = fs.statSync(lockPath).ino;
+  let released = false;
+  return {
+    method: 'pidfile',
+    path: lockPath,
+    reason,
+    relocate(newDir: string) {
+      heldByThisProcess.delete(this.path);
+      (this as { path: string }).path = lockPath = path.join(newDir, LOCK_FILE_NAME);
+      heldByThisProcess.add(lockPath);
+    },
+    release() {
+      if (released) return;
+      released = true;
+      heldByThisProcess.delete(lockPath);
+      // Remove it only if it is still our file (a takeover by someone else must stay intact).
+      try {
+        const st = fs.statSync(lockPath);
+        const holder = parseHolder(readHolderText(lockPath));
+        if (st.ino === inode && holder !== null && holder !== 'released' && holder.pid === process.pid) {
+          fs.unlinkSync(lockPath);
+        }
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}

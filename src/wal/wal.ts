@@ -1,0 +1,952 @@
+/**
+ * The write-ahead log: a directory of segments (docs/wal-format.md) on top of a WalBackend.
+ *
+ * Shaped like etcd's wal package for a Raft runtime:
+ *   const wal = await Wal.create(dir, { metadata });                 // once, atomically
+ *   const { wal, hardState, entries } = await Wal.open(dir, { snapshot }); // every restart
+ *   await wal.save(ready.hardState, ready.entries, { sync: ready.mustSync });
+ *   await wal.saveSnapshot({ index, term }); await wal.releaseTo(index);
+ *
+ * Durability: a save's promise resolves only once its records are written and (sync: true)
+ * synced; a failed write/sync fails the WAL for good and every later call rejects with that
+ * first error. Recovery repairs only a torn tail of the last segment; anything else refuses to
+ * open with a WalCorruptionError naming file and offset.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Entry, HardState } from '../raft/types.js';
+import {
+  FRAME_HEADER_BYTES,
+  RecordType,
+  SEGMENT_HEADER_PAYLOAD_BYTES,
+  type AppendResult,
+  type PreallocateStrategy,
+  type RecordInput,
+  type ScanResult,
+  type SegmentFile,
+  type WalBackend,
+  type WalMode,
+  type WalModeOption,
+} from './backend.js';
+import { syncDirectory, type DirSyncPolicy } from './dir-sync.js';
+import { WalClosedError, WalCorruptionError, WalExistsError, WalSnapshotNotFoundError } from './errors.js';
+import { encodeSegmentHeader, readSegmentHeaderFrame, decodeSegmentHeader, type SegmentHeader } from './frame.js';
+import { lockDirectory, LOCK_FILE_NAME, type DirLock, type LockMethod } from './lock.js';
+import { stderrLogger, type WalLogger } from './logger.js';
+import {
+  decodeEntry,
+  decodeHardState,
+  decodeMetadata,
+  decodeSnapshotMarker,
+  entryRecord,
+  frameBytes,
+  hardStateRecord,
+  metadataRecord,
+  RecordDecodeError,
+  snapshotRecord,
+  type SnapshotMarker,
+  type WalMetadata,
+} from './records.js';
+import { parseSegmentFileName, preparedSegmentFileName, segmentFileName } from './segment-name.js';
+import { getWalBackend } from './select-backend.js';
+
+export type { SnapshotMarker, WalMetadata } from './records.js';
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Smallest segment size accepted: the initial records of a segment must fit comfortably. */
+export const MIN_SEGMENT_BYTES = 4096;
+
+export interface WalOptions {
+  /** Default: getWalBackend() (native where it loads, else js). */
+  backend?: WalBackend;
+  /** Default 'auto' (direct where the filesystem accepts O_DIRECT, else buffered). */
+  mode?: WalModeOption;
+  /** Size segments are preallocated to; a segment is cut when the next batch would not fit.
+   * Default 64 MiB. */
+  segmentBytes?: number;
+  /** How the next segment's space is reserved (off the hot path). Default 'zero'. */
+  preallocate?: PreallocateStrategy;
+  /** Default 'auto': warn once and carry on where directories cannot be fsynced. */
+  dirSync?: DirSyncPolicy;
+  logger?: WalLogger;
+  /** Default 'auto': native flock → fs-ext flock → pid lock file. */
+  lockMethod?: LockMethod | 'auto';
+  /** Testing hook: every directory fsync goes to this path instead (e.g. a FIFO → EINVAL). */
+  dirSyncTarget?: string;
+}
+
+export interface WalCreateOptions extends WalOptions {
+  metadata: WalMetadata;
+}
+
+export interface WalOpenOptions extends WalOptions {
+  /** Replay starts after this snapshot; its marker must be in the log. Default {0, 0} (the
+   * marker Wal.create writes), i.e. replay everything. */
+  snapshot?: SnapshotMarker;
+}
+
+export interface TailRepair {
+  file: string;
+  /** Where the log now ends; everything from here to the end of the file was zeroed. */
+  offset: number;
+  /** Non-zero bytes dropped (what may have been a partly written batch). */
+  droppedBytes: number;
+  /** Copy of the dropped bytes, or null when there were none to keep. */
+  brokenFile: string | null;
+  reason: string;
+}
+
+export interface WalReplay {
+  metadata: WalMetadata;
+  /** The last hard state in the log; all zero when none was ever saved. */
+  hardState: HardState;
+  /** Entries after the opened snapshot, in index order (a later rewrite of an index wins). */
+  entries: Entry[];
+  /** Snapshot markers found in the replayed segments, in log order. */
+  snapshots: SnapshotMarker[];
+  /** Set when a torn tail of the last segment was cut off during this open. */
+  repair: TailRepair | null;
+}
+
+export interface OpenedWal extends WalReplay {
+  wal: Wal;
+}
+
+export interface SaveOptions {
+  /** fdatasync before resolving. Pass Ready.mustSync (etcd: sync only when term, vote or
+   * entries changed). Default true. */
+  sync?: boolean;
+}
+
+export interface WalStatus {
+  dir: string;
+  backend: 'native' | 'js';
+  backendReason: string;
+  mode: WalMode;
+  modeReason: string;
+  blockSize: number;
+  directIoUsable: boolean;
+  directIoReason: string;
+  dirSyncPolicy: DirSyncPolicy;
+  /** false when the filesystem refused a directory fsync (EINVAL/ENOTSUP/ENOSYS). */
+  dirSyncUsable: boolean;
+  dirSyncErrno: string | null;
+  filesystemType: string;
+  lock: { kind: LockMethod; path: string; reason: string };
+  segments: number;
+  currentSegment: string;
+  lastIndex: number;
+  failed: string | null;
+  closed: boolean;
+}
+
+interface SegmentInfo {
+  seq: number;
+  firstIndex: number;
+  path: string;
+}
+
+interface ResolvedOptions {
+  backend: WalBackend;
+  mode: WalModeOption;
+  segmentBytes: number;
+  preallocate: PreallocateStrategy;
+  dirSync: DirSyncPolicy;
+  logger: WalLogger;
+  lockMethod: LockMethod | 'auto';
+  dirSyncTarget: string | undefined;
+}
+
+const EMPTY_HARD_STATE: HardState = Object.freeze({ term: 0, vote: 0, commit: 0 });
+const HEADER_FRAME_BYTES = FRAME_HEADER_BYTES + SEGMENT_HEADER_PAYLOAD_BYTES;
+const ZERO_CHUNK_BYTES = 1024 * 1024;
+
+function resolveOptions(options: WalOptions): ResolvedOptions {
+  const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < MIN_SEGMENT_BYTES) {
+    throw new RangeError(`segmentBytes must be an integer ≥ ${MIN_SEGMENT_BYTES}, got ${segmentBytes}`);
+  }
+  const dirSync = options.dirSync ?? 'auto';
+  if (dirSync !== 'auto' && dirSync !== 'strict') throw new RangeError(`dirSync must be 'auto' or 'strict', got ${String(dirSync)}`);
+  return {
+    backend: options.backend ?? getWalBackend(),
+    mode: options.mode ?? 'auto',
+    segmentBytes,
+    preallocate: options.preallocate ?? 'zero',
+    dirSync,
+    logger: options.logger ?? stderrLogger,
+    lockMethod: options.lockMethod ?? 'auto',
+    dirSyncTarget: options.dirSyncTarget,
+  };
+}
+
+function randomSalt(): number {
+  return randomBytes(4).readUInt32LE(0);
+}
+
+function headerRecord(header: SegmentHeader): RecordInput {
+  return { type: RecordType.SegmentHeader, payload: encodeSegmentHeader(header) };
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/** Upper bound of the bytes a batch takes on disk (direct mode adds one PAD frame ≤ 2 blocks). */
+function batchBytesUpperBound(records: readonly RecordInput[], blockSize: number): number {
+  let bytes = 0;
+  for (const r of records) bytes += frameBytes(r.payload.length);
+  return bytes + (blockSize > 0 ? 2 * blockSize : 0);
+}
+
+function listSegments(dir: string): SegmentInfo[] {
+  const segments: SegmentInfo[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const parsed = parseSegmentFileName(name);
+    if (parsed !== null) segments.push({ ...parsed, path: path.join(dir, name) });
+  }
+  segments.sort((a, b) => a.seq - b.seq);
+  return segments;
+}
+
+export class Wal {
+  readonly dir: string;
+  private readonly opts: ResolvedOptions;
+  private readonly lock: DirLock;
+  private readonly metadata: WalMetadata;
+  private segments: SegmentInfo[];
+  private current: SegmentFile;
+  /** Upper bound of the current segment's end offset, counting batches still in flight. */
+  private currentEnd: number;
+  /** End of the records every segment starts with (header, metadata, hard state). */
+  private currentInitialEnd: number;
+  private lastCrc: number;
+  private lastAppend: Promise<AppendResult> | null = null;
+  private inFlight = 0;
+  private generation = 0;
+  private lastIndex: number;
+  private lastHardState: HardState | null;
+  private latestSnapshotIndex: number;
+  /** Serializes the *issuing* of operations (cut decisions, appends, releases, close); the
+   * appends themselves overlap in the backend (group commit). */
+  private queue: Promise<void> = Promise.resolve();
+  private prepared: { seq: number; path: string; ready: Promise<void> } | null = null;
+  private failure: Error | null = null;
+  private closed = false;
+  private dirSyncUsable: boolean;
+  private dirSyncErrno: string | null;
+  private readonly directIo: { usable: boolean; reason: string };
+  private readonly filesystemType: string;
+
+  private constructor(init: {
+    dir: string;
+    opts: ResolvedOptions;
+    lock: DirLock;
+    metadata: WalMetadata;
+    segments: SegmentInfo[];
+    current: SegmentFile;
+    endOffset: number;
+    lastCrc: number;
+    lastIndex: number;
+    lastHardState: HardState | null;
+    latestSnapshotIndex: number;
+    dirSync: { supported: boolean; errno: string | null };
+  }) {
+    this.dir = init.dir;
+    this.opts = init.opts;
+    this.lock = init.lock;
+    this.metadata = init.metadata;
+    this.segments = init.segments;
+    this.current = init.current;
+    this.currentEnd = init.endOffset;
+    this.currentInitialEnd = init.endOffset;
+    this.lastCrc = init.lastCrc;
+    this.lastIndex = init.lastIndex;
+    this.lastHardState = init.lastHardState;
+    this.latestSnapshotIndex = init.latestSnapshotIndex;
+    this.dirSyncUsable = init.dirSync.supported;
+    this.dirSyncErrno = init.dirSync.errno;
+    let probe = { usable: false, reason: '' };
+    try {
+      const p = init.opts.backend.probeDirectIo(init.dir);
+      probe = { usable: p.usable, reason: p.reason };
+    } catch (err) {
+      probe = { usable: false, reason: `probe failed: ${(err as Error).message}` };
+    }
+    this.directIo = probe;
+    let fsType: string;
+    try {
+      fsType = init.opts.backend.filesystemType(init.dir);
+    } catch (err) {
+      fsType = `unknown (${(err as Error).message})`;
+    }
+    this.filesystemType = fsType;
+  }
+
+  /** true when `dir` holds WAL segments (then open it; else create it). */
+  static exists(dir: string): boolean {
+    try {
+      return listSegments(path.resolve(dir)).length > 0;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Create a new WAL in `dir` (which must not exist, or be empty), atomically: everything is
+   * built and synced in `<dir>.tmp`, renamed into place, and the parent directory synced. The
+   * first segment holds the metadata and a {0, 0} snapshot marker.
+   */
+  static async create(dir: string, options: WalCreateOptions): Promise<Wal> {
+    const opts = resolveOptions(options);
+    const finalDir = path.resolve(dir);
+    // Validates the metadata before anything touches the disk.
+    const metadataRec = metadataRecord(options.metadata);
+    let dirExists = false;
+    try {
+      const names = fs.readdirSync(finalDir);
+      dirExists = true;
+      if (names.length > 0) {
+        const hasSegments = names.some((n) => parseSegmentFileName(n) !== null);
+        throw new WalExistsError(
+          finalDir,
+          hasSegments ? 'it already holds a WAL (open it instead)' : `the directory is not empty (${names.slice(0, 3).join(', ')}…)`,
+        );
+      }
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    }
+
+    const tmpDir = `${finalDir}.tmp`;
+    fs.mkdirSync(path.dirname(finalDir), { recursive: true });
+    fs.mkdirSync(tmpDir, { recursive: true });
+    // Locking the temp dir keeps two concurrent creators apart; the lock moves with the rename.
+    const lock = lockDirectory(tmpDir, { backend: opts.backend, method: opts.lockMethod, warn: (m) => opts.logger.warn(m) });
+    try {
+      for (const name of fs.readdirSync(tmpDir)) {
+        if (name !== LOCK_FILE_NAME) fs.rmSync(path.join(tmpDir, name), { recursive: true, force: true }); // leftover of a crashed create
+      }
+      const segPath = path.join(tmpDir, segmentFileName(0, 0));
+      await opts.backend.createSegmentFile(segPath, opts.segmentBytes, opts.preallocate);
+      const salt = randomSalt();
+      const seg = await opts.backend.openSegment(segPath, { mode: opts.mode, offset: 0, prevCrc: 0, salt });
+      try {
+        await seg.append(
+          [
+            headerRecord({ blockSize: seg.blockSize, seq: 0, firstIndex: 0, salt, prevCrc: 0 }),
+            metadataRec,
+            snapshotRecord({ index: 0, term: 0 }),
+          ],
+          true,
+        );
+      } finally {
+        await seg.close();
+      }
+      syncDirectory(tmpDir, { ...opts, policy: opts.dirSync });
+      if (dirExists) fs.rmdirSync(finalDir); // empty (checked above); rename cannot replace it
+      fs.renameSync(tmpDir, finalDir);
+      lock.relocate(finalDir);
+      syncDirectory(path.dirname(finalDir), { ...opts, policy: opts.dirSync });
+      const opened = await Wal.openLocked(finalDir, lock, opts, { index: 0, term: 0 });
+      return opened.wal;
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  /**
+   * Open an existing WAL: lock it, check and replay it from `snapshot`, repair a torn tail of
+   * the last segment, and get ready to append.
+   */
+  static async open(dir: string, options: WalOpenOptions = {}): Promise<OpenedWal> {
+    const opts = resolveOptions(options);
+    const resolved = path.resolve(dir);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(resolved);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new Error(`no WAL at ${resolved}: the directory does not exist (use Wal.create)`);
+      throw err;
+    }
+    if (!st.isDirectory()) throw new Error(`no WAL at ${resolved}: not a directory`);
+    const snapshot = options.snapshot ?? { index: 0, term: 0 };
+    if (!Number.isSafeInteger(snapshot.index) || snapshot.index < 0 || !Number.isSafeInteger(snapshot.term) || snapshot.term < 0) {
+      throw new RangeError(`snapshot index/term must be non-negative safe integers, got ${snapshot.index}/${snapshot.term}`);
+    }
+    const lock = lockDirectory(resolved, { backend: opts.backend, method: opts.lockMethod, warn: (m) => opts.logger.warn(m) });
+    try {
+      return await Wal.openLocked(resolved, lock, opts, snapshot);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  private static async openLocked(dir: string, lock: DirLock, opts: ResolvedOptions, snapshot: SnapshotMarker): Promise<OpenedWal> {
+    const { backend } = opts;
+    // Prepared-but-never-cut segments from an earlier run: never part of the log.
+    for (const name of fs.readdirSync(dir)) {
+      if (name.endsWith('.wal.tmp')) fs.rmSync(path.join(dir, name), { force: true });
+    }
+    const segments = listSegments(dir);
+    if (segments.length === 0) throw new Error(`no WAL at ${dir}: the directory holds no segment files`);
+    for (let i = 1; i < segments.length; i++) {
+      if (segments[i]!.seq !== segments[i - 1]!.seq + 1) {
+        throw new WalCorruptionError(
+          segments[i]!.path,
+          0,
+          `segment sequence gap: seq ${segments[i]!.seq} follows seq ${segments[i - 1]!.seq} (${path.basename(segments[i - 1]!.path)}); a segment is missing`,
+        );
+      }
+    }
+    // Make the directory entries we are about to trust durable, and learn whether we can.
+    const dirSync = syncDirectory(dir, { ...opts, policy: opts.dirSync });
+
+    // Start at the last segment that begins at or before the snapshot (etcd selectWALFiles):
+    // every entry after the snapshot is in it or later ones.
+    let start = -1;
+    for (let i = 0; i < segments.length; i++) if (segments[i]!.firstIndex <= snapshot.index) start = i;
+    if (start < 0) {
+      throw new WalSnapshotNotFoundError(
+        dir,
+        `cannot replay from snapshot index ${snapshot.index}: the oldest kept segment ${path.basename(segments[0]!.path)} starts after it (released)`,
+      );
+    }
+    const selected = segments.slice(start);
+    const seed = await readOwnHeader(selected[0]!.path);
+
+    let prevCrc = seed.prevCrc;
+    let metadata: WalMetadata | null = null;
+    let metadataBytes: Uint8Array | null = null;
+    let hardState: HardState | null = null;
+    const entries: Entry[] = [];
+    const snapshots: SnapshotMarker[] = [];
+    let snapshotFound = false;
+    let latestSnapshotIndex = snapshot.index;
+    let lastScan: ScanResult | null = null;
+    let lastHeader: SegmentHeader | null = null;
+
+    for (let i = 0; i < selected.length; i++) {
+      const seg = selected[i]!;
+      const isLast = i === selected.length - 1;
+      const scan = await backend.scanSegment(seg.path, { prevCrc });
+      const first = scan.records[0];
+      if (first === undefined || first.type !== RecordType.SegmentHeader || first.offset !== 0) {
+        throw new WalCorruptionError(
+          seg.path,
+          scan.stop.offset,
+          `segment header does not validate (${scan.stop.reason}: ${scan.stop.detail})` +
+            (i > 0 ? '; the crc chain from the previous segment is broken or the header is damaged' : ''),
+        );
+      }
+      let header: SegmentHeader;
+      try {
+        header = decodeSegmentHeader(first.payload);
+      } catch (err) {
+        throw new WalCorruptionError(seg.path, 0, (err as Error).message);
+      }
+      if (header.seq !== seg.seq || header.firstIndex !== seg.firstIndex) {
+        throw new WalCorruptionError(
+          seg.path,
+          0,
+          `segment header says seq ${header.seq} firstIndex ${header.firstIndex}, the file name says seq ${seg.seq} firstIndex ${seg.firstIndex}`,
+        );
+      }
+      const clean = scan.stop.reason === 'eof' || scan.stop.reason === 'zero';
+      if (!clean) {
+        if (!isLast) {
+          throw new WalCorruptionError(
+            seg.path,
+            scan.stop.offset,
+            `${scan.stop.reason} stop in a segment that is not the last (${scan.stop.detail}); only the tail of the last segment may be torn`,
+          );
+        }
+        if (scan.stop.followedByValid) {
+          throw new WalCorruptionError(
+            seg.path,
+            scan.stop.offset,
+            `${scan.stop.reason} stop followed by valid records (${scan.stop.detail}): damage in the middle of the log, not a torn tail`,
+          );
+        }
+      }
+
+      for (const rec of scan.records) {
+        try {
+          switch (rec.type) {
+            case RecordType.SegmentHeader:
+              if (rec.offset !== 0) throw new RecordDecodeError('segment header in the middle of a segment');
+              break;
+            case RecordType.Pad:
+              break;
+            case RecordType.Metadata: {
+              const m = decodeMetadata(rec.payload);
+              if (metadataBytes === null) {
+                metadata = m;
+                metadataBytes = rec.payload;
+              } else if (!sameBytes(metadataBytes, rec.payload)) {
+                throw new RecordDecodeError(
+                  `metadata conflict: ${JSON.stringify(m)} differs from the earlier ${JSON.stringify(metadata)}`,
+                );
+              }
+              break;
+            }
+            case RecordType.Entry: {
+              const e = decodeEntry(rec.payload);
+              if (e.index <= snapshot.index) break;
+              const position = e.index - snapshot.index - 1;
+              if (position > entries.length) {
+                const expected = snapshot.index + entries.length + 1;
+                const marker = snapshots.find((s) => s.index >= expected && s.index < e.index);
+                if (marker !== undefined) {
+                  throw new WalSnapshotNotFoundError(
+                    dir,
+                    `entries jump from index ${expected - 1} to ${e.index} across snapshot marker ${marker.index}/${marker.term}: open from that (or a later) snapshot`,
+                  );
+                }
+                throw new RecordDecodeError(`entry index ${e.index} leaves a gap: the next index expected is at most ${expected}`);
+              }
+              entries.length = position; // a rewrite of an index truncates the suffix (new leader wins)
+              entries.push(e);
+              break;
+            }
+            case RecordType.HardState:
+              hardState = decodeHardState(rec.payload);
+              break;
+            case RecordType.Snapshot: {
+              const s = decodeSnapshotMarker(rec.payload);
+              snapshots.push(s);
+              if (s.index === snapshot.index) {
+                if (s.term !== snapshot.term) {
+                  throw new WalSnapshotNotFoundError(
+                    dir,
+                    `snapshot marker at index ${s.index} has term ${s.term}, but the snapshot to open from has term ${snapshot.term}`,
+                  );
+                }
+                snapshotFound = true;
+              }
+              latestSnapshotIndex = Math.max(latestSnapshotIndex, s.index);
+              break;
+            }
+            default:
+              throw new RecordDecodeError(`unknown record type ${String(rec.type)}`);
+          }
+        } catch (err) {
+          if (err instanceof RecordDecodeError) throw new WalCorruptionError(seg.path, rec.offset, err.message);
+          throw err;
+        }
+      }
+      prevCrc = scan.lastCrc;
+      lastScan = scan;
+      lastHeader = header;
+    }
+
+    if (metadata === null) throw new WalCorruptionError(selected[0]!.path, 0, 'no metadata record in the replayed segments');
+    if (!snapshotFound) {
+      throw new WalSnapshotNotFoundError(
+        dir,
+        `no snapshot marker ${snapshot.index}/${snapshot.term} in the log: the WAL does not know that snapshot`,
+      );
+    }
+    const last = selected[selected.length - 1]!;
+    const scan = lastScan!;
+    const header = lastHeader!;
+
+    let repair: TailRepair | null = null;
+    if (scan.stop.reason !== 'eof' && scan.stop.reason !== 'zero') {
+      repair = await repairTornTail(last.path, scan, opts);
+    }
+
+    const current = await backend.openSegment(last.path, {
+      mode: opts.mode,
+      offset: scan.validEndOffset,
+      prevCrc: scan.lastCrc,
+      salt: header.salt,
+    });
+    try {
+      // What we replayed may still sit only in the page cache of a predecessor that was
+      // killed: make it durable before anyone acts on it.
+      await current.sync();
+    } catch (err) {
+      await current.close().catch(() => undefined);
+      throw err;
+    }
+
+    const lastIndex = Math.max(entries.length > 0 ? entries[entries.length - 1]!.index : snapshot.index, latestSnapshotIndex);
+    const wal = new Wal({
+      dir,
+      opts,
+      lock,
+      metadata,
+      segments,
+      current,
+      endOffset: scan.validEndOffset,
+      lastCrc: scan.lastCrc,
+      lastIndex,
+      lastHardState: hardState,
+      latestSnapshotIndex,
+      dirSync,
+    });
+    wal.prepareNextSegment();
+    return { wal, metadata, hardState: hardState ?? { ...EMPTY_HARD_STATE }, entries, snapshots, repair };
+  }
+
+  /**
+   * Append entries and/or a hard state (entries first, as etcd). Resolves once written, and
+   * synced when `sync` (pass Ready.mustSync). Calls may overlap: they are written in call order
+   * and concurrent ones share a sync (group commit).
+   */
+  save(hardState: HardState | null, entries: readonly Entry[], options: SaveOptions = {}): Promise<void> {
+    try {
+      this.assertUsable();
+      const records: RecordInput[] = [];
+      let expected = -1;
+      for (const e of entries) {
+        if (expected === -1) {
+          if (!Number.isSafeInteger(e.index) || e.index < 1 || e.index > this.lastIndex + 1) {
+            throw new RangeError(`entry index ${e.index} would leave a gap: the log ends at ${this.lastIndex}`);
+          }
+        } else if (e.index !== expected) {
+          throw new RangeError(`entries must have consecutive indexes: got ${e.index} after ${expected - 1}`);
+        }
+        expected = e.index + 1;
+        records.push(entryRecord(e));
+      }
+      if (hardState !== null) records.push(hardStateRecord(hardState));
+      if (records.length === 0) return Promise.resolve();
+      const nameIndex = entries.length > 0 ? entries[0]!.index : this.lastIndex + 1;
+      if (entries.length > 0) this.lastIndex = entries[entries.length - 1]!.index;
+      if (hardState !== null) this.lastHardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
+      return this.append(records, options.sync ?? true, nameIndex);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Record that a snapshot at (index, term) was saved; always synced. Save the snapshot file
+   * first: the marker tells a restart that the snapshot exists. */
+  saveSnapshot(marker: SnapshotMarker): Promise<void> {
+    try {
+      this.assertUsable();
+      const record = snapshotRecord(marker);
+      this.latestSnapshotIndex = Math.max(this.latestSnapshotIndex, marker.index);
+      // After installing a snapshot the log continues at index + 1.
+      this.lastIndex = Math.max(this.lastIndex, marker.index);
+      return this.append([record], true, this.lastIndex + 1);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Delete segments wholly before the segment that contains `index` — never more than a
+   * restart from the latest snapshot marker needs (index is capped at that marker).
+   */
+  releaseTo(index: number): Promise<void> {
+    try {
+      this.assertUsable();
+      if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`releaseTo index must be a non-negative safe integer, got ${index}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue(async () => {
+      const limit = Math.min(index, this.latestSnapshotIndex);
+      let keepFrom = 0;
+      for (let i = 0; i < this.segments.length; i++) if (this.segments[i]!.firstIndex <= limit) keepFrom = i;
+      keepFrom = Math.min(keepFrom, this.segments.length - 1); // never the current segment
+      if (keepFrom === 0) return;
+      const doomed = this.segments.slice(0, keepFrom);
+      // Oldest first: a crash midway leaves a contiguous suffix.
+      for (const seg of doomed) await fsp.rm(seg.path, { force: true });
+      this.segments = this.segments.slice(keepFrom);
+      this.syncDir();
+      this.opts.logger.info(`released ${doomed.length} WAL segment(s) before ${path.basename(this.segments[0]!.path)}`);
+    });
+  }
+
+  /** Wait for everything issued, close the segment, release the lock. Resolves even on a
+   * failed WAL (so a caller can clean up and reopen); later calls reject. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue;
+    if (this.lastAppend !== null) await this.lastAppend.catch(() => undefined);
+    try {
+      await this.current.close();
+    } catch (err) {
+      if (this.failure === null) throw err;
+    } finally {
+      const prepared = this.prepared;
+      this.prepared = null;
+      if (prepared !== null) {
+        await prepared.ready.catch(() => undefined);
+        await fsp.rm(prepared.path, { force: true }).catch(() => undefined);
+      }
+      this.lock.release();
+    }
+  }
+
+  status(): WalStatus {
+    return {
+      dir: this.dir,
+      backend: this.opts.backend.name,
+      backendReason: this.opts.backend.reason,
+      mode: this.current.mode,
+      modeReason: this.current.modeReason,
+      blockSize: this.current.blockSize,
+      directIoUsable: this.directIo.usable,
+      directIoReason: this.directIo.reason,
+      dirSyncPolicy: this.opts.dirSync,
+      dirSyncUsable: this.dirSyncUsable,
+      dirSyncErrno: this.dirSyncErrno,
+      filesystemType: this.filesystemType,
+      lock: { kind: this.lock.method, path: this.lock.path, reason: this.lock.reason },
+      segments: this.segments.length,
+      currentSegment: this.current.path,
+      lastIndex: this.lastIndex,
+      failed: this.failure === null ? null : this.failure.message,
+      closed: this.closed,
+    };
+  }
+
+  /** The first error that failed this WAL, or null. */
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private assertUsable(): void {
+    if (this.failure !== null) throw this.failure;
+    if (this.closed) throw new WalClosedError(this.dir);
+  }
+
+  private fail(err: Error): Error {
+    if (this.failure === null) {
+      this.failure = err;
+      this.opts.logger.warn(`WAL ${this.dir} has failed and accepts no more writes: ${err.message}`);
+    }
+    return this.failure;
+  }
+
+  /** Run `step` after every earlier step was issued. A step that throws fails the WAL. */
+  private enqueue<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => {
+      if (this.failure !== null) throw this.failure;
+      try {
+        return await step();
+      } catch (err) {
+        throw this.fail(err as Error);
+      }
+    });
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private append(records: RecordInput[], sync: boolean, nameIndex: number): Promise<void> {
+    // The queue only orders the issuing; the append itself is left running (boxed so the queue
+    // does not wait for it), so concurrent saves reach the backend together.
+    const issued = this.enqueue(async () => {
+      const bytes = batchBytesUpperBound(records, this.current.blockSize);
+      if (this.currentEnd > this.currentInitialEnd && this.currentEnd + bytes > this.opts.segmentBytes) {
+        await this.cut(nameIndex);
+      }
+      this.currentEnd += bytes;
+      return { pending: this.track(this.current.append(records, sync)) };
+    });
+    return issued.then(({ pending }) => pending).then(() => undefined);
+  }
+
+  private track(append: Promise<AppendResult>): Promise<AppendResult> {
+    const generation = this.generation;
+    this.inFlight++;
+    this.lastAppend = append;
+    return append.then(
+      (result) => {
+        this.inFlight--;
+        if (generation === this.generation) {
+          this.lastCrc = result.lastCrc;
+          if (this.inFlight === 0) this.currentEnd = result.endOffset; // exact again
+        }
+        return result;
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        throw this.fail(err as Error);
+      },
+    );
+  }
+
+  private syncDir(): void {
+    const result = syncDirectory(this.dir, { ...this.opts, policy: this.opts.dirSync });
+    this.dirSyncUsable = result.supported;
+    this.dirSyncErrno = result.errno;
+  }
+
+  /** Create + preallocate the next segment in the background, so a cut does not wait for it. */
+  private prepareNextSegment(): void {
+    const seq = this.segments[this.segments.length - 1]!.seq + 1;
+    const file = path.join(this.dir, preparedSegmentFileName(seq));
+    const ready = (async () => {
+      await fsp.rm(file, { force: true });
+      await this.opts.backend.createSegmentFile(file, this.opts.segmentBytes, this.opts.preallocate);
+    })();
+    ready.catch(() => undefined); // surfaced at the cut that needs it
+    this.prepared = { seq, path: file, ready };
+  }
+
+  /**
+   * Seal the current segment and continue in the prepared one, named after `firstIndex` (the
+   * first entry that will go into it). Runs inside the queue: no other step is issued meanwhile.
+   */
+  private async cut(firstIndex: number): Promise<void> {
+    const old = this.current;
+    const oldInfo = this.segments[this.segments.length - 1]!;
+    // The old segment must end cleanly before the next one exists: everything written and
+    // synced (a commit-only hard state may have been written without sync).
+    if (this.lastAppend !== null) await this.lastAppend;
+    await old.sync();
+    const prevCrc = this.lastCrc;
+
+    const prepared = this.prepared;
+    if (prepared === null || prepared.seq !== oldInfo.seq + 1) throw new Error(`internal: no segment prepared after seq ${oldInfo.seq}`);
+    this.prepared = null;
+    await prepared.ready;
+
+    const seq = oldInfo.seq + 1;
+    const salt = randomSalt();
+    const fresh = await this.opts.backend.openSegment(prepared.path, { mode: this.opts.mode, offset: 0, prevCrc, salt });
+    const initial: RecordInput[] = [
+      headerRecord({ blockSize: fresh.blockSize, seq, firstIndex, salt, prevCrc }),
+      metadataRecord(this.metadata),
+    ];
+    // A restart that starts replay at this segment still learns the hard state.
+    if (this.lastHardState !== null) initial.push(hardStateRecord(this.lastHardState));
+    let written: AppendResult;
+    try {
+      written = await fresh.append(initial, true);
+    } finally {
+      await fresh.close();
+    }
+    // Only a fully written, synced segment gets a real name: a crash before this leaves a
+    // *.wal.tmp that open() deletes.
+    const finalPath = path.join(this.dir, segmentFileName(seq, firstIndex));
+    await fsp.rename(prepared.path, finalPath);
+    this.syncDir();
+    const reopened = await this.opts.backend.openSegment(finalPath, {
+      mode: this.opts.mode,
+      offset: written.endOffset,
+      prevCrc: written.lastCrc,
+      salt,
+    });
+
+    this.generation++;
+    this.current = reopened;
+    this.currentEnd = written.endOffset;
+    this.currentInitialEnd = written.endOffset;
+    this.lastCrc = written.lastCrc;
+    this.lastAppend = null;
+    this.segments.push({ seq, firstIndex, path: finalPath });
+    await old.close();
+    this.opts.logger.info(`WAL cut to ${path.basename(finalPath)}`);
+    this.prepareNextSegment();
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The header of a segment, validated against the prevCrc it carries itself (the chain seed of
+ * the first segment replayed, whose predecessor may be released). */
+async function readOwnHeader(file: string): Promise<SegmentHeader> {
+  const handle = await fsp.open(file, 'r');
+  try {
+    const bytes = new Uint8Array(frameBytes(SEGMENT_HEADER_PAYLOAD_BYTES));
+    const { bytesRead } = await handle.read(bytes, 0, bytes.length, 0);
+    try {
+      return readSegmentHeaderFrame(bytes.subarray(0, bytesRead));
+    } catch (err) {
+      throw new WalCorruptionError(file, 0, (err as Error).message);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function brokenFileName(file: string, offset: number): string {
+  let candidate = `${file}.${offset.toString(16)}.broken`;
+  for (let n = 1; fs.existsSync(candidate); n++) candidate = `${file}.${offset.toString(16)}.${n}.broken`;
+  return candidate;
+}
+
+/**
+ * Cut a torn tail of the last segment: keep a copy of the dropped bytes, zero them in place (so
+ * stale garbage can never be half-overwritten into something that looks like data later), sync.
+ * Only bytes up to the last non-zero one are copied and zeroed: everything after is zero already.
+ */
+async function repairTornTail(file: string, scan: ScanResult, opts: ResolvedOptions): Promise<TailRepair> {
+  const cut = scan.validEndOffset;
+  if (cut < HEADER_FRAME_BYTES) throw new WalCorruptionError(file, cut, 'torn tail would cut into the segment header');
+  const handle = await fsp.open(file, 'r+');
+  try {
+    const size = (await handle.stat()).size;
+    // Find the last non-zero byte, reading backwards in chunks.
+    let lastNonZero = -1;
+    const chunk = Buffer.alloc(ZERO_CHUNK_BYTES);
+    for (let end = size; end > cut && lastNonZero < 0; ) {
+      const begin = Math.max(cut, end - ZERO_CHUNK_BYTES);
+      const { bytesRead } = await handle.read(chunk, 0, end - begin, begin);
+      for (let i = bytesRead - 1; i >= 0; i--) {
+        if (chunk[i] !== 0) {
+          lastNonZero = begin + i;
+          break;
+        }
+      }
+      end = begin;
+    }
+    const dropped = lastNonZero < 0 ? 0 : lastNonZero + 1 - cut;
+    let brokenFile: string | null = null;
+    if (dropped > 0) {
+      brokenFile = brokenFileName(file, cut);
+      const copy = Buffer.alloc(dropped);
+      await handle.read(copy, 0, dropped, cut);
+      const out = await fsp.open(brokenFile, 'wx');
+      try {
+        await out.writeFile(copy);
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      const zeros = Buffer.alloc(Math.min(ZERO_CHUNK_BYTES, dropped));
+      for (let at = cut; at < cut + dropped; at += zeros.length) {
+        const n = Math.min(zeros.length, cut + dropped - at);
+        await handle.write(zeros, 0, n, at);
+      }
+      await handle.datasync();
+      syncDirectory(path.dirname(file), { ...opts, policy: opts.dirSync });
+    }
+    const repair: TailRepair = {
+      file,
+      offset: cut,
+      droppedBytes: dropped,
+      brokenFile,
+      reason: `${scan.stop.reason}: ${scan.stop.detail}`,
+    };
+    opts.logger.warn(
+      `repaired torn tail of WAL segment ${file}: dropped ${dropped} byte(s) from offset ${cut} ` +
+        `(${repair.reason})${brokenFile !== null ? `; the dropped bytes are kept in ${brokenFile}` : ''}`,
+    );
+    return repair;
+  } finally {
+    await handle.close();
+  }
+}
