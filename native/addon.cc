@@ -1,0 +1,600 @@
+// Node-API bindings for the raftkv WAL primitives (see src/wal/native-backend.ts for the typed
+// TypeScript view of everything exported here). Blocking work runs off the JS thread: one-shot
+// operations on the libuv pool (AsyncWorker), segment appends on each segment's own writer
+// thread, completed back on the JS thread through a thread-safe function.
+#include <napi.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "crc32c.h"
+#include "format.h"
+#include "segment.h"
+#include "sysio.h"
+
+namespace raftkv {
+namespace {
+
+Napi::Error MakeSysError(Napi::Env env, const SysError& e) {
+  Napi::Error error = Napi::Error::New(env, describe(e));
+  bool locked = e.message.rfind("ELOCKED", 0) == 0;
+  error.Set("code", Napi::String::New(env, locked ? "ELOCKED" : errno_name(e.err)));
+  error.Set("errno", Napi::Number::New(env, -e.err));
+  if (!e.syscall.empty()) error.Set("syscall", Napi::String::New(env, e.syscall));
+  if (!e.path.empty()) error.Set("path", Napi::String::New(env, e.path));
+  return error;
+}
+
+std::string RequireString(const Napi::Value& value, const char* name) {
+  if (!value.IsString()) {
+    throw Napi::TypeError::New(value.Env(), std::string(name) + " must be a string");
+  }
+  return value.As<Napi::String>().Utf8Value();
+}
+
+double RequireNumber(const Napi::Value& value, const char* name, double min, double max) {
+  if (!value.IsNumber()) {
+    throw Napi::TypeError::New(value.Env(), std::string(name) + " must be a number");
+  }
+  double n = value.As<Napi::Number>().DoubleValue();
+  if (!(n >= min && n <= max) || n != static_cast<double>(static_cast<int64_t>(n))) {
+    throw Napi::RangeError::New(value.Env(), std::string(name) + " must be an integer in [" +
+                                                 std::to_string(static_cast<int64_t>(min)) + ", " +
+                                                 std::to_string(static_cast<int64_t>(max)) + "]");
+  }
+  return n;
+}
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+// An AsyncWorker running `work` on the libuv pool and settling a promise with `to_js` or the
+// SysError it returned.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, std::function<SysError()> work,
+                std::function<Napi::Value(Napi::Env)> to_js)
+      : Napi::AsyncWorker(env, "raftkv:native"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        to_js_(std::move(to_js)) {}
+
+  static Napi::Promise Run(Napi::Env env, std::function<SysError()> work,
+                           std::function<Napi::Value(Napi::Env)> to_js) {
+    auto* worker = new PromiseWorker(env, std::move(work), std::move(to_js));
+    Napi::Promise promise = worker->deferred_.Promise();
+    worker->Queue();
+    return promise;
+  }
+
+ protected:
+  void Execute() override { result_ = work_(); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!result_.ok()) {
+      deferred_.Reject(MakeSysError(env, result_).Value());
+      return;
+    }
+    deferred_.Resolve(to_js_(env));
+  }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<SysError()> work_;
+  std::function<Napi::Value(Napi::Env)> to_js_;
+  SysError result_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Segment handle
+
+struct CompletedGroup {
+  BatchGroup batches;
+};
+
+class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
+ public:
+  static void CallJs(Napi::Env env, Napi::Function, SegmentWrap* self, CompletedGroup* group);
+  using Tsfn = Napi::TypedThreadSafeFunction<SegmentWrap, CompletedGroup, &SegmentWrap::CallJs>;
+
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeSegment",
+                       {
+                           InstanceMethod("append", &SegmentWrap::Append),
+                           InstanceMethod("sync", &SegmentWrap::Sync),
+                           InstanceMethod("close", &SegmentWrap::Close),
+                           InstanceMethod("failure", &SegmentWrap::Failure),
+                           InstanceMethod("testSetFault", &SegmentWrap::TestSetFault),
+                           InstanceMethod("testHold", &SegmentWrap::TestHold),
+                           InstanceMethod("testStats", &SegmentWrap::TestStats),
+                       });
+  }
+
+  explicit SegmentWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SegmentWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(env, "NativeSegment is created by openSegment()");
+    }
+    core_.reset(info[0].As<Napi::External<Segment>>().Data());
+    Napi::Object self = info.This().As<Napi::Object>();
+    self.Set("path", Napi::String::New(env, core_->path()));
+    self.Set("mode", Napi::String::New(env, wal_mode_name(core_->mode())));
+    self.Set("modeReason", Napi::String::New(env, core_->mode_reason()));
+    self.Set("blockSize", Napi::Number::New(env, core_->block_size()));
+
+    tsfn_ = Tsfn::New(env, "raftkv:segment", 0, 1, this);
+    tsfn_.Unref(env);  // an idle segment must not keep the process alive
+    Tsfn tsfn = tsfn_;
+    core_->start([tsfn](BatchGroup batches) mutable {
+                   auto* group = new CompletedGroup{std::move(batches)};
+                   if (tsfn.BlockingCall(group) != napi_ok) delete group;  // env is going away
+                 },
+                 [tsfn]() mutable { tsfn.Release(); });
+    Ref();  // stays alive until close() completes: its writer thread refers to it
+  }
+
+  ~SegmentWrap() override {
+    // Only reached without close() at environment teardown: stop the writer, drop its queue.
+    if (core_) core_->abort();
+  }
+
+ private:
+  Napi::Value Append(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsArray()) {
+      throw Napi::TypeError::New(env, "append(records: RecordInput[], sync: boolean)");
+    }
+    Napi::Array records = info[0].As<Napi::Array>();
+    bool sync = info[1].ToBoolean().Value();
+    uint32_t count = records.Length();
+
+    struct Item {
+      uint8_t type;
+      const uint8_t* data;
+      uint32_t length;
+    };
+    std::vector<Item> items;
+    items.reserve(count);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      Napi::Value value = records.Get(i);
+      if (!value.IsObject()) {
+        throw Napi::TypeError::New(env, "record " + std::to_string(i) + " must be an object");
+      }
+      Napi::Object record = value.As<Napi::Object>();
+      Napi::Value type = record.Get("type");
+      Napi::Value payload = record.Get("payload");
+      if (!type.IsNumber()) {
+        throw Napi::RangeError::New(env, "record " + std::to_string(i) + ": unknown WAL record type");
+      }
+      double t = type.As<Napi::Number>().DoubleValue();
+      if (!(t >= 1 && t <= kTypeMax) || t != static_cast<double>(static_cast<int>(t))) {
+        throw Napi::RangeError::New(env, "record " + std::to_string(i) +
+                                             ": unknown WAL record type " + std::to_string(t));
+      }
+      if (!payload.IsTypedArray() ||
+          payload.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        throw Napi::TypeError::New(env,
+                                   "record " + std::to_string(i) + ": payload must be a Uint8Array");
+      }
+      Napi::Uint8Array bytes = payload.As<Napi::Uint8Array>();
+      size_t length = bytes.ByteLength();
+      if (length == 0 || length > kRecordBytesMax) {
+        throw Napi::RangeError::New(env, "WAL record payload must be 1.." +
+                                             std::to_string(kRecordBytesMax) + " bytes, got " +
+                                             std::to_string(length));
+      }
+      items.push_back(Item{static_cast<uint8_t>(t), bytes.Data(), static_cast<uint32_t>(length)});
+      total += frame_bytes(static_cast<uint32_t>(length));
+    }
+
+    auto deferred = Napi::Promise::Deferred::New(env);
+    if (Napi::Value early = EarlyRejection(env); !early.IsEmpty()) {
+      deferred.Reject(early);
+      return deferred.Promise();
+    }
+    auto batch = std::make_unique<Batch>();
+    batch->kind = Batch::Kind::kAppend;
+    batch->sync = sync;
+    // The payloads are copied here, on the JS thread: the caller may reuse its buffers as soon
+    // as append() returns. Sealing (crc) happens on the writer thread.
+    batch->frames.resize(static_cast<size_t>(total));
+    uint8_t* at = batch->frames.data();
+    for (const Item& item : items) {
+      encode_frame_unsealed(at, item.type, item.data, item.length);
+      at += frame_bytes(item.length);
+    }
+    Submit(env, std::move(batch), deferred);
+    return deferred.Promise();
+  }
+
+  Napi::Value Sync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto deferred = Napi::Promise::Deferred::New(env);
+    if (Napi::Value early = EarlyRejection(env); !early.IsEmpty()) {
+      deferred.Reject(early);
+      return deferred.Promise();
+    }
+    auto batch = std::make_unique<Batch>();
+    batch->kind = Batch::Kind::kSync;
+    Submit(env, std::move(batch), deferred);
+    return deferred.Promise();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closing_) return close_promise_.Value();
+    closing_ = true;
+    auto deferred = Napi::Promise::Deferred::New(env);
+    close_promise_ = Napi::Persistent(deferred.Promise().As<Napi::Object>());
+    auto batch = std::make_unique<Batch>();
+    batch->kind = Batch::Kind::kClose;
+    Submit(env, std::move(batch), deferred);
+    return deferred.Promise();
+  }
+
+  Napi::Value Failure(const Napi::CallbackInfo& info) {
+    if (failure_.IsEmpty()) return info.Env().Null();
+    return failure_.Value();
+  }
+
+  // TEST ONLY: testSetFault('write' | 'fdatasync', 'EIO' | null).
+  Napi::Value TestSetFault(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string op = RequireString(info[0], "op");
+    int err = 0;
+    if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) {
+      std::string name = RequireString(info[1], "errno");
+      err = errno_from_name(name);
+      if (err == 0) throw Napi::RangeError::New(env, "unknown errno name " + name);
+    }
+    if (op == "write") core_->set_fault(Segment::FaultOp::kWrite, err);
+    else if (op == "fdatasync") core_->set_fault(Segment::FaultOp::kSync, err);
+    else throw Napi::RangeError::New(env, "fault op must be 'write' or 'fdatasync'");
+    return env.Undefined();
+  }
+
+  // TEST ONLY: testHold(true) keeps the writer from picking up queued batches.
+  Napi::Value TestHold(const Napi::CallbackInfo& info) {
+    core_->set_hold(info[0].ToBoolean().Value());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value TestStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SegmentStats stats = core_->stats();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("writes", Napi::Number::New(env, static_cast<double>(stats.writes)));
+    out.Set("syncs", Napi::Number::New(env, static_cast<double>(stats.syncs)));
+    out.Set("groups", Napi::Number::New(env, static_cast<double>(stats.groups)));
+    return out;
+  }
+
+  // Rejection for a call that must not be queued: closed, or already failed.
+  Napi::Value EarlyRejection(Napi::Env env) {
+    if (closing_) {
+      Napi::Error error = Napi::Error::New(env, "WAL segment " + core_->path() + " is closed");
+      error.Set("code", Napi::String::New(env, "ECLOSED"));
+      return error.Value();
+    }
+    if (!failure_.IsEmpty()) return failure_.Value();
+    return Napi::Value();
+  }
+
+  void Submit(Napi::Env env, std::unique_ptr<Batch> batch, Napi::Promise::Deferred deferred) {
+    if (pending_.empty()) tsfn_.Ref(env);
+    pending_.push_back(std::move(deferred));
+    core_->submit(std::move(batch));
+  }
+
+  void Complete(Napi::Env env, CompletedGroup* group) {
+    Napi::HandleScope scope(env);
+    bool closed = false;
+    for (auto& batch : group->batches) {
+      if (pending_.empty()) std::abort();  // invariant: one deferred per submitted batch
+      Napi::Promise::Deferred deferred = pending_.front();
+      pending_.pop_front();
+      if (batch->kind == Batch::Kind::kClose) {
+        closed = true;
+        if (batch->error.ok()) deferred.Resolve(env.Undefined());
+        else deferred.Reject(MakeSysError(env, batch->error).Value());
+        continue;
+      }
+      if (!batch->error.ok()) {
+        // The first failure is kept and every later call rejects with that same error object.
+        if (failure_.IsEmpty()) failure_ = Napi::Persistent(MakeSysError(env, batch->error).Value());
+        deferred.Reject(failure_.Value());
+        continue;
+      }
+      if (batch->kind == Batch::Kind::kSync) {
+        deferred.Resolve(env.Undefined());
+        continue;
+      }
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("endOffset", Napi::Number::New(env, static_cast<double>(batch->end_offset)));
+      result.Set("lastCrc", Napi::Number::New(env, batch->last_crc));
+      deferred.Resolve(result);
+    }
+    delete group;
+    if (closed) {
+      core_->join();  // the writer's last act after this group was releasing the tsfn
+      Unref();
+      return;
+    }
+    if (pending_.empty()) tsfn_.Unref(env);
+  }
+
+  std::unique_ptr<Segment> core_;
+  Tsfn tsfn_;
+  std::deque<Napi::Promise::Deferred> pending_;
+  Napi::ObjectReference failure_;
+  Napi::ObjectReference close_promise_;
+  bool closing_ = false;
+};
+
+void SegmentWrap::CallJs(Napi::Env env, Napi::Function, SegmentWrap* self, CompletedGroup* group) {
+  if (env == nullptr || self == nullptr) {
+    delete group;  // environment teardown
+    return;
+  }
+  self->Complete(env, group);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module functions
+
+Napi::Value Crc32c(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "crc32c(data: Uint8Array, seed: number)");
+  }
+  Napi::Uint8Array data = info[0].As<Napi::Uint8Array>();
+  uint32_t seed = info.Length() > 1
+                      ? static_cast<uint32_t>(RequireNumber(info[1], "seed", 0, 4294967295.0))
+                      : 0;
+  return Napi::Number::New(env, crc32c_update(seed, data.Data(), data.ByteLength()));
+}
+
+Napi::Value Crc32cImplementation(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), crc32c_implementation());
+}
+
+Napi::Value CreateSegmentFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = RequireString(info[0], "path");
+  uint64_t size = static_cast<uint64_t>(RequireNumber(info[1], "sizeBytes", 0, kMaxSafeInteger));
+  std::string strategy_name = RequireString(info[2], "strategy");
+  Preallocate strategy;
+  if (strategy_name == "zero") strategy = Preallocate::kZero;
+  else if (strategy_name == "fallocate") strategy = Preallocate::kFallocate;
+  else if (strategy_name == "none") strategy = Preallocate::kNone;
+  else throw Napi::RangeError::New(env, "strategy must be 'zero', 'fallocate' or 'none'");
+  auto used = std::make_shared<std::string>();
+  return PromiseWorker::Run(
+      env, [=] { return create_segment_file(path, size, strategy, used.get()); },
+      [used](Napi::Env e) { return Napi::String::New(e, *used); });
+}
+
+Napi::Value OpenSegment(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Segment::OpenRequest request;
+  request.path = RequireString(info[0], "path");
+  std::string mode = RequireString(info[1], "mode");
+  if (!parse_wal_mode_option(mode, &request.mode)) {
+    throw Napi::RangeError::New(env, "mode must be 'buffered', 'direct', 'dsync' or 'auto'");
+  }
+  request.offset = static_cast<uint64_t>(RequireNumber(info[2], "offset", 0, kMaxSafeInteger));
+  request.prev_crc = static_cast<uint32_t>(RequireNumber(info[3], "prevCrc", 0, 4294967295.0));
+  request.salt = static_cast<uint32_t>(RequireNumber(info[4], "salt", 0, 4294967295.0));
+  auto opened = std::make_shared<std::unique_ptr<Segment>>();
+  return PromiseWorker::Run(
+      env, [request, opened] { return Segment::open(request, opened.get()); },
+      [opened](Napi::Env e) -> Napi::Value {
+        Segment* raw = opened->release();
+        return e.GetInstanceData<Napi::FunctionReference>()->New(
+            {Napi::External<Segment>::New(e, raw)});
+      });
+}
+
+struct ScanJob {
+  std::string path;
+  uint32_t prev_crc = 0;
+  uint8_t* bytes = nullptr;
+  uint64_t size = 0;
+  ScanOutcome outcome;
+  ~ScanJob() { std::free(bytes); }
+};
+
+SysError RunScan(ScanJob* job) {
+  int fd = ::open(job->path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(errno, "open", job->path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    SysError e = make_error(errno, "fstat", job->path);
+    ::close(fd);
+    return e;
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  job->bytes = static_cast<uint8_t*>(std::malloc(size > 0 ? size : 1));
+  if (job->bytes == nullptr) {
+    ::close(fd);
+    return make_error(ENOMEM, "malloc", job->path);
+  }
+  size_t got = 0;
+  SysError e = pread_all(fd, job->bytes, static_cast<size_t>(size), 0, job->path, &got);
+  ::close(fd);
+  if (!e.ok()) return e;
+  job->size = got;  // a file that shrank meanwhile: scan what was there
+  job->outcome = scan_frames(job->bytes, job->size, job->prev_crc);
+  return {};
+}
+
+Napi::Value ScanSegment(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto job = std::make_shared<ScanJob>();
+  job->path = RequireString(info[0], "path");
+  job->prev_crc = static_cast<uint32_t>(RequireNumber(info[1], "prevCrc", 0, 4294967295.0));
+  return PromiseWorker::Run(
+      env, [job] { return RunScan(job.get()); },
+      [job](Napi::Env e) -> Napi::Value {
+        const ScanOutcome& o = job->outcome;
+        size_t n = o.frames.size();
+        // The file's bytes go to JS without a copy; payloads are views into them.
+        uint8_t* bytes = job->bytes;
+        job->bytes = nullptr;
+        Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
+            e, bytes, job->size > 0 ? static_cast<size_t>(job->size) : 0,
+            [](Napi::Env, void* data) { std::free(data); });
+        Napi::Float64Array offsets = Napi::Float64Array::New(e, n);
+        Napi::Uint8Array types = Napi::Uint8Array::New(e, n);
+        Napi::Uint32Array lengths = Napi::Uint32Array::New(e, n);
+        Napi::Uint32Array crcs = Napi::Uint32Array::New(e, n);
+        for (size_t i = 0; i < n; i++) {
+          offsets[i] = static_cast<double>(o.frames[i].offset);
+          types[i] = o.frames[i].type;
+          lengths[i] = o.frames[i].length;
+          crcs[i] = o.frames[i].crc;
+        }
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("fileBytes", Napi::Number::New(e, static_cast<double>(job->size)));
+        out.Set("buffer", buffer);
+        out.Set("offsets", offsets);
+        out.Set("types", types);
+        out.Set("lengths", lengths);
+        out.Set("crcs", crcs);
+        out.Set("validEndOffset", Napi::Number::New(e, static_cast<double>(o.valid_end_offset)));
+        out.Set("lastCrc", Napi::Number::New(e, o.last_crc));
+        out.Set("reason", Napi::String::New(e, stop_reason_name(o.reason)));
+        out.Set("stopOffset", Napi::Number::New(e, static_cast<double>(o.stop_offset)));
+        out.Set("followedByValid", Napi::Boolean::New(e, o.followed_by_valid));
+        out.Set("detail", Napi::String::New(e, o.detail));
+        out.Set("headerError", o.header_error.empty() ? e.Null()
+                                                      : Napi::String::New(e, o.header_error));
+        return out;
+      });
+}
+
+Napi::Value SyncDirectory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = RequireString(info[0], "path");
+  DirSync result;
+  SysError e = sync_directory(path, &result);
+  if (!e.ok()) throw MakeSysError(env, e);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("supported", Napi::Boolean::New(env, result.supported));
+  out.Set("errno", result.supported ? env.Null() : Napi::String::New(env, errno_name(result.err)));
+  return out;
+}
+
+Napi::Value ProbeDirectIo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string dir = RequireString(info[0], "dir");
+  DirectProbe probe;
+  SysError e = probe_direct_io(dir, &probe);
+  if (!e.ok()) throw MakeSysError(env, e);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("usable", Napi::Boolean::New(env, probe.usable));
+  out.Set("blockSize", Napi::Number::New(env, probe.block_size));
+  out.Set("reason", Napi::String::New(env, probe.reason));
+  return out;
+}
+
+Napi::Value FilesystemType(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = RequireString(info[0], "path");
+  std::string name;
+  SysError e = filesystem_type(path, &name);
+  if (!e.ok()) throw MakeSysError(env, e);
+  return Napi::String::New(env, name);
+}
+
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = RequireString(info[0], "path");
+  int fd = -1;
+  SysError e = lock_file(path, &fd);
+  if (!e.ok()) throw MakeSysError(env, e);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value Funlock(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(RequireNumber(info[0], "fd", 0, 2147483647.0));
+  unlock_file(fd);
+  return info.Env().Undefined();
+}
+
+Napi::Value RawWriteSyncLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = RequireString(info[0], "path");
+  uint32_t write_bytes = static_cast<uint32_t>(RequireNumber(info[1], "writeBytes", 1, 1 << 30));
+  uint32_t iterations = static_cast<uint32_t>(RequireNumber(info[2], "iterations", 1, 10000000));
+  std::string mode = info.Length() > 3 && !info[3].IsUndefined() ? RequireString(info[3], "mode")
+                                                                 : "buffered";
+  if (mode != "buffered" && mode != "direct") {
+    throw Napi::RangeError::New(env, "mode must be 'buffered' or 'direct'");
+  }
+  bool direct = mode == "direct";
+  if (direct && write_bytes % 512 != 0) {
+    throw Napi::RangeError::New(env, "direct mode needs writeBytes to be a multiple of the block size");
+  }
+  struct Result {
+    double seconds = 0;
+    std::vector<double> latencies;
+  };
+  auto result = std::make_shared<Result>();
+  result->latencies.resize(iterations);
+  return PromiseWorker::Run(
+      env,
+      [=] {
+        return raw_write_sync_loop(path, write_bytes, iterations, direct, &result->seconds,
+                                   result->latencies.data());
+      },
+      [result](Napi::Env e) -> Napi::Value {
+        Napi::Float64Array latencies = Napi::Float64Array::New(e, result->latencies.size());
+        for (size_t i = 0; i < result->latencies.size(); i++) latencies[i] = result->latencies[i];
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("seconds", Napi::Number::New(e, result->seconds));
+        out.Set("latenciesUs", latencies);
+        return out;
+      });
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function segment = SegmentWrap::Define(env);
+  // Per-environment (worker threads each load their own instance).
+  env.SetInstanceData<Napi::FunctionReference>(new Napi::FunctionReference(Napi::Persistent(segment)));
+
+  exports.Set("crc32c", Napi::Function::New(env, Crc32c));
+  exports.Set("crc32cImplementation", Napi::Function::New(env, Crc32cImplementation));
+  exports.Set("createSegmentFile", Napi::Function::New(env, CreateSegmentFile));
+  exports.Set("openSegment", Napi::Function::New(env, OpenSegment));
+  exports.Set("scanSegment", Napi::Function::New(env, ScanSegment));
+  exports.Set("syncDirectory", Napi::Function::New(env, SyncDirectory));
+  exports.Set("probeDirectIo", Napi::Function::New(env, ProbeDirectIo));
+  exports.Set("filesystemType", Napi::Function::New(env, FilesystemType));
+  exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("funlock", Napi::Function::New(env, Funlock));
+  exports.Set("rawWriteSyncLoop", Napi::Function::New(env, RawWriteSyncLoop));
+  exports.Set("NativeSegment", segment);
+  return exports;
+}
+
+}  // namespace
+}  // namespace raftkv
+
+static Napi::Object InitRaftkvNative(Napi::Env env, Napi::Object exports) {
+  return raftkv::Init(env, exports);
+}
+
+NODE_API_MODULE(raftkv_native, InitRaftkvNative)

@@ -1,0 +1,87 @@
+// The on-disk frame format of docs/wal-format.md: constants, frame encoding, and the scanner.
+// Pure functions over memory, so the C++ tests can exercise them without files or Node.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace raftkv {
+
+constexpr uint32_t kFrameHeaderBytes = 16;
+constexpr uint32_t kRecordBytesMax = 64u * 1024u * 1024u;
+constexpr uint32_t kSegmentHeaderPayloadBytes = 40;
+constexpr uint32_t kHeaderSaltOffset = 32;  // of `salt` inside the SEGMENT_HEADER payload
+constexpr uint8_t kTypeSegmentHeader = 1;
+constexpr uint8_t kTypePad = 6;
+constexpr uint8_t kTypeMax = 6;
+constexpr char kSegmentMagic[8] = {'R', 'A', 'F', 'T', 'K', 'V', 'W', 'L'};
+constexpr uint32_t kFormatVersion = 1;
+
+inline uint64_t round_up8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+inline uint64_t frame_bytes(uint32_t payload_length) {
+  return kFrameHeaderBytes + round_up8(payload_length);
+}
+
+inline uint32_t read_u32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+inline void write_u32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+  p[2] = static_cast<uint8_t>(v >> 16);
+  p[3] = static_cast<uint8_t>(v >> 24);
+}
+
+// Writes the 16-byte frame header (crc field zero), the payload and its zero padding into `out`
+// (which must have frame_bytes(length) bytes). The crc is filled in later by seal_frame, when
+// the chain state is known (on the writer thread).
+void encode_frame_unsealed(uint8_t* out, uint8_t type, const uint8_t* payload, uint32_t length);
+
+// Computes crc(prev_crc, salt_le32 ‖ frame[0..8) ‖ payload) for the frame at `frame`, stores it
+// in the frame's crc field and returns it.
+uint32_t seal_frame(uint8_t* frame, uint32_t prev_crc, uint32_t salt);
+
+// crc of a frame as the chain defines it (does not modify anything).
+uint32_t frame_crc(const uint8_t* frame, uint32_t payload_length, uint32_t prev_crc, uint32_t salt);
+
+// Size of the PAD frame needed after `end` to reach a multiple of block_size (0: none needed).
+// The gap is a multiple of 8; a PAD frame needs at least 24 bytes (a 16-byte header and a
+// non-empty payload, since length 0 means "no record"), so a smaller gap spans one more block.
+uint64_t pad_frame_bytes(uint64_t end, uint32_t block_size);
+
+enum class StopReason { kEof, kZero, kTorn, kCrc, kLength };
+const char* stop_reason_name(StopReason reason);
+
+struct ScannedFrame {
+  uint64_t offset;
+  uint8_t type;
+  uint32_t length;
+  uint32_t crc;
+};
+
+struct ScanOutcome {
+  std::vector<ScannedFrame> frames;
+  uint64_t valid_end_offset = 0;
+  uint32_t last_crc = 0;
+  StopReason reason = StopReason::kEof;
+  uint64_t stop_offset = 0;
+  bool followed_by_valid = false;
+  std::string detail;
+  // Set when the header frame is crc-valid but its magic/version is not ours: a wrong file.
+  std::string header_error;
+};
+
+// Walks the frames of a segment's bytes exactly as docs/wal-format.md specifies (and exactly as
+// src/wal/frame.ts scanBuffer does: both backends must agree on every stop).
+ScanOutcome scan_frames(const uint8_t* bytes, uint64_t size, uint32_t prev_crc);
+
+// True when bytes[from, to) are all zero (memcmp against itself shifted by one).
+bool all_zero(const uint8_t* bytes, uint64_t from, uint64_t to);
+
+}  // namespace raftkv

@@ -1,0 +1,331 @@
+#include "segment.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "format.h"
+
+namespace raftkv {
+
+const char* wal_mode_name(WalMode mode) {
+  switch (mode) {
+    case WalMode::kBuffered: return "buffered";
+    case WalMode::kDirect: return "direct";
+    case WalMode::kDsync: return "dsync";
+  }
+  return "?";
+}
+
+bool parse_wal_mode_option(const std::string& text, WalModeOption* out) {
+  if (text == "buffered") *out = WalModeOption::kBuffered;
+  else if (text == "direct") *out = WalModeOption::kDirect;
+  else if (text == "dsync") *out = WalModeOption::kDsync;
+  else if (text == "auto") *out = WalModeOption::kAuto;
+  else return false;
+  return true;
+}
+
+namespace {
+std::string dir_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+}  // namespace
+
+SysError Segment::open(const OpenRequest& request, std::unique_ptr<Segment>* out) {
+  std::unique_ptr<Segment> segment(new Segment());
+  segment->path_ = request.path;
+  segment->offset_ = request.offset;
+  segment->chain_crc_ = request.prev_crc;
+  segment->salt_ = request.salt;
+  if (request.offset % 8 != 0) {
+    SysError e = make_error(EINVAL, "open", request.path);
+    e.message = "EINVAL: segment offset " + std::to_string(request.offset) +
+                " is not on an 8-byte frame boundary";
+    return e;
+  }
+
+  switch (request.mode) {
+    case WalModeOption::kBuffered:
+      segment->mode_ = WalMode::kBuffered;
+      segment->mode_reason_ = "buffered requested";
+      break;
+    case WalModeOption::kDirect:
+      segment->mode_ = WalMode::kDirect;
+      segment->mode_reason_ = "direct requested";
+      break;
+    case WalModeOption::kDsync:
+      segment->mode_ = WalMode::kDsync;
+      segment->mode_reason_ = "dsync requested";
+      break;
+    case WalModeOption::kAuto: {
+      DirectProbe probe;
+      std::string dir = dir_of(request.path);
+      SysError e = probe_direct_io(dir, &probe);
+      if (!e.ok()) return e;
+      std::string fs;
+      filesystem_type(dir, &fs);
+      // tmpfs/ramfs: memory-backed; recent kernels accept O_DIRECT there but it buys nothing
+      // (there is no device) and would only add block padding. Older kernels refuse it.
+      bool memory_backed = fs == "tmpfs" || fs == "ramfs";
+      bool direct = probe.usable && !memory_backed;
+      segment->mode_ = direct ? WalMode::kDirect : WalMode::kBuffered;
+      std::string why = memory_backed && probe.usable
+                            ? "memory-backed filesystem: O_DIRECT is accepted but bypasses nothing"
+                            : probe.reason;
+      segment->mode_reason_ =
+          std::string("auto: ") + (direct ? "direct" : "buffered") + " on " + fs + " (" + why + ")";
+      break;
+    }
+  }
+
+  int flags = O_RDWR | O_CLOEXEC;
+  if (segment->mode_ == WalMode::kDirect) flags |= O_DIRECT;
+  if (segment->mode_ == WalMode::kDsync) flags |= O_DSYNC;
+  int fd = ::open(request.path.c_str(), flags);
+  if (fd < 0) return make_error(errno, "open", request.path);
+  segment->fd_ = fd;
+
+  if (segment->mode_ == WalMode::kDirect) {
+    segment->block_size_ = direct_block_size(fd);
+    uint32_t block = segment->block_size_;
+    uint64_t partial = request.offset % block;
+    if (partial != 0) {
+      // Continuing a segment whose end is not block aligned (written in another mode): the first
+      // direct write must carry the bytes already in that block.
+      void* buffer = aligned_alloc_or_null(block, block);
+      if (buffer == nullptr) return make_error(ENOMEM, "posix_memalign", request.path);
+      size_t got = 0;
+      SysError e = pread_all(fd, buffer, block, request.offset - partial, request.path, &got);
+      if (e.ok() && got < partial) {
+        e = make_error(EINVAL, "pread", request.path);
+        e.message = "EINVAL: segment offset " + std::to_string(request.offset) +
+                    " is past the end of the file";
+      }
+      if (e.ok()) {
+        const uint8_t* bytes = static_cast<const uint8_t*>(buffer);
+        segment->prefix_.assign(bytes, bytes + partial);
+      }
+      std::free(buffer);
+      if (!e.ok()) return e;
+    }
+  }
+  *out = std::move(segment);
+  return {};
+}
+
+Segment::~Segment() {
+  abort();
+  join();
+  if (fd_ >= 0) ::close(fd_);
+  std::free(direct_buffer_);
+}
+
+void Segment::start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit) {
+  complete_ = std::move(complete);
+  on_exit_ = std::move(on_exit);
+  thread_ = std::thread([this] { run(); });
+}
+
+void Segment::submit(std::unique_ptr<Batch> batch) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(batch));
+  }
+  wake_.notify_one();
+}
+
+void Segment::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Segment::abort() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    abort_ = true;
+  }
+  wake_.notify_one();
+}
+
+void Segment::set_fault(FaultOp op, int err) {
+  (op == FaultOp::kWrite ? fault_write_ : fault_sync_).store(err);
+}
+
+void Segment::set_hold(bool hold) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    hold_ = hold;
+  }
+  wake_.notify_one();
+}
+
+SegmentStats Segment::stats() const {
+  return SegmentStats{writes_.load(), syncs_.load(), groups_.load()};
+}
+
+void Segment::run() {
+  for (;;) {
+    BatchGroup group;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return abort_ || (!hold_ && !queue_.empty()); });
+      if (abort_) break;
+      group.reserve(queue_.size());
+      while (!queue_.empty()) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    bool closing = group.back()->kind == Batch::Kind::kClose;
+    process(group);
+    groups_.fetch_add(1);
+    complete_(std::move(group));
+    if (closing) break;
+  }
+  if (on_exit_) on_exit_();
+}
+
+void Segment::process(BatchGroup& group) {
+  // Seal every frame in order, continuing the chain; note each batch's own end.
+  uint64_t end = offset_;
+  uint32_t crc = chain_crc_;
+  bool any_data = false;
+  bool want_sync = false;
+  if (failed_.ok()) {
+    for (auto& batch : group) {
+      if (batch->kind == Batch::Kind::kAppend) {
+        uint8_t* frames = batch->frames.data();
+        size_t size = batch->frames.size();
+        for (size_t at = 0; at < size;) {
+          uint32_t length = read_u32(frames + at);
+          crc = seal_frame(frames + at, crc, salt_);
+          at += frame_bytes(length);
+        }
+        end += size;
+        any_data = any_data || size > 0;
+        want_sync = want_sync || batch->sync;
+      } else if (batch->kind == Batch::Kind::kSync) {
+        want_sync = true;
+      }
+      batch->end_offset = end;
+      batch->last_crc = crc;
+    }
+  }
+
+  // Direct mode: pad the write out to the block size with one PAD frame (chained like any
+  // frame), so the next write starts on a fresh block and a durable block is never rewritten.
+  uint64_t pad = 0;
+  uint32_t pad_crc = crc;
+  if (failed_.ok() && mode_ == WalMode::kDirect && any_data) {
+    pad = pad_frame_bytes(end, block_size_);
+    if (pad > 0) {
+      uint8_t header[kFrameHeaderBytes] = {0};
+      write_u32(header, static_cast<uint32_t>(pad - kFrameHeaderBytes));
+      header[4] = kTypePad;
+      // A PAD payload is zeros: crc over the header then (pad - 16) zero bytes.
+      uint8_t prefix[12];
+      write_u32(prefix, salt_);
+      std::memcpy(prefix + 4, header, 8);
+      static const uint8_t kZeros[4096] = {0};
+      pad_crc = crc32c_update(crc, prefix, sizeof prefix);
+      for (uint64_t left = pad - kFrameHeaderBytes; left > 0;) {
+        size_t n = left > sizeof kZeros ? sizeof kZeros : static_cast<size_t>(left);
+        pad_crc = crc32c_update(pad_crc, kZeros, n);
+        left -= n;
+      }
+      for (auto& batch : group) {
+        if (batch->end_offset == end) {
+          batch->end_offset = end + pad;
+          batch->last_crc = pad_crc;
+        }
+      }
+    }
+  }
+
+  if (failed_.ok() && any_data) {
+    SysError e = write_group(group, end, pad, pad_crc);
+    if (!e.ok()) failed_ = e;
+  }
+  if (failed_.ok() && want_sync && mode_ != WalMode::kDsync) {
+    syncs_.fetch_add(1);
+    int rc = ::fdatasync(fd_);
+    int err = rc == 0 ? 0 : errno;
+    int injected = fault_sync_.exchange(0);
+    if (injected != 0) err = injected;
+    if (err != 0) failed_ = make_error(err, "fdatasync", path_);
+  }
+  if (failed_.ok()) {
+    offset_ = end + pad;
+    chain_crc_ = pad > 0 ? pad_crc : crc;
+    prefix_.clear();
+  }
+
+  for (auto& batch : group) {
+    if (batch->kind == Batch::Kind::kClose) {
+      int rc = ::close(fd_);
+      fd_ = -1;
+      if (rc != 0 && errno != EINTR) batch->error = make_error(errno, "close", path_);
+      continue;
+    }
+    if (!failed_.ok()) batch->error = failed_;
+  }
+}
+
+SysError Segment::write_group(BatchGroup& group, uint64_t end, uint64_t pad, uint32_t pad_crc) {
+  writes_.fetch_add(1);
+  int injected = fault_write_.exchange(0);
+  if (injected != 0) return make_error(injected, mode_ == WalMode::kDirect ? "pwrite" : "pwritev", path_);
+
+  if (mode_ != WalMode::kDirect) {
+    std::vector<struct iovec> iov;
+    iov.reserve(group.size());
+    for (auto& batch : group) {
+      if (batch->kind == Batch::Kind::kAppend && !batch->frames.empty()) {
+        iov.push_back({batch->frames.data(), batch->frames.size()});
+      }
+    }
+    return pwritev_all(fd_, iov.data(), static_cast<int>(iov.size()), offset_, path_);
+  }
+
+  // One contiguous aligned buffer: [partial-block prefix] frames… [PAD frame].
+  uint64_t start = offset_ - prefix_.size();
+  size_t total = static_cast<size_t>(end + pad - start);
+  if (total > direct_capacity_) {
+    std::free(direct_buffer_);
+    size_t capacity = total < (1u << 20) ? (1u << 20) : total;
+    direct_buffer_ = static_cast<uint8_t*>(aligned_alloc_or_null(block_size_, capacity));
+    direct_capacity_ = direct_buffer_ ? capacity : 0;
+    if (!direct_buffer_) return make_error(ENOMEM, "posix_memalign", path_);
+  }
+  uint8_t* at = direct_buffer_;
+  if (!prefix_.empty()) {
+    std::memcpy(at, prefix_.data(), prefix_.size());
+    at += prefix_.size();
+  }
+  for (auto& batch : group) {
+    if (batch->kind == Batch::Kind::kAppend && !batch->frames.empty()) {
+      std::memcpy(at, batch->frames.data(), batch->frames.size());
+      at += batch->frames.size();
+    }
+  }
+  if (pad > 0) {
+    std::memset(at, 0, pad);
+    write_u32(at, static_cast<uint32_t>(pad - kFrameHeaderBytes));
+    at[4] = kTypePad;
+    write_u32(at + 8, pad_crc);
+    at += pad;
+  }
+  if (static_cast<size_t>(at - direct_buffer_) != total || total % block_size_ != 0 ||
+      start % block_size_ != 0) {
+    std::abort();  // invariant: a direct write covers whole blocks exactly
+  }
+  return pwrite_all(fd_, direct_buffer_, total, start, path_);
+}
+
+}  // namespace raftkv
