@@ -276,7 +276,7 @@ describe('transport', function () {
     await probe.stop();
 
     const inbox = newInbox();
-    const a = await started(makeNode(1, inbox, { backoff: { initialMs: 200, maxMs: 400 } }));
+    const a = await started(makeNode(1, inbox, { backoff: { initialMs: 500, maxMs: 1000 } }));
     a.addPeer(2, `http://127.0.0.1:${port}`);
     a.send([msg(MessageType.Heartbeat, 1, 2)]);
     await waitFor(() => a.stats().peers[0]!.failures === 1, 'first failure');
@@ -311,9 +311,9 @@ describe('transport', function () {
     } finally {
       clearInterval(beat);
     }
-    await waitFor(() => a.stats().peers[0]!.backingOff === false, 'backoff cleared');
-    s = a.stats().peers[0]!;
-    assert.ok(s.sentMessages >= 3);
+    // Acknowledgements reach the sender a little after the messages reach the receiver.
+    await waitFor(() => a.stats().peers[0]!.sentMessages >= 3, 'acknowledged');
+    assert.equal(a.stats().peers[0]!.backingOff, false, 'a success clears the backoff');
     const indexes = backInbox.messages.map((m) => m.index);
     assert.deepEqual(indexes, [...indexes].sort((x, y) => x - y), 'in order after recovery');
   });
@@ -369,6 +369,32 @@ describe('transport', function () {
     } finally {
       clearInterval(beat);
     }
+  });
+
+  it('validates its options with clear errors', function () {
+    const inbox = newInbox();
+    assert.throws(() => makeNode(0, inbox), /id must be a positive safe integer/);
+    assert.throws(() => makeNode(1, inbox, { clusterId: '' }), /clusterId/);
+    assert.throws(() => makeNode(1, inbox, { listenPort: 70000 }), /listenPort/);
+    assert.throws(() => makeNode(1, inbox, { limits: { queueMessagesMax: 0 } }), /limits.queueMessagesMax/);
+    assert.throws(() => makeNode(1, inbox, { pipelining: 0 }), /pipelining/);
+    assert.throws(() => makeNode(1, inbox, { backoff: { initialMs: 10, maxMs: 5 } }), /backoff/);
+    assert.throws(() => makeNode(1, inbox, { peers: new Map([[2, 'not a url']]) }), /invalid peer URL/);
+    assert.throws(() => makeNode(1, inbox, { peers: new Map([[2, 'https://127.0.0.1:1']]) }), /only http/);
+  });
+
+  it('never calls back from inside send(); an oversized snapshot fails asynchronously', async function () {
+    const inbox = newInbox();
+    const a = await started(makeNode(1, inbox, { limits: { snapshotBytesMax: 1024 } }));
+    a.addPeer(2, 'http://127.0.0.1:1');
+    a.send([msg(MessageType.Snap, 1, 2, {
+      snapshot: { metadata: { index: 1, term: 1, confState: { voters: [1, 2], learners: [] } }, data: new Uint8Array(4096) },
+    })]);
+    assert.deepEqual(inbox.snapshotStatus, [], 'not synchronously');
+    await waitFor(() => inbox.snapshotStatus.length === 1, 'snapshot failure');
+    assert.deepEqual(inbox.snapshotStatus, [{ id: 2, ok: false }]);
+    assert.deepEqual(inbox.unreachable, [2]);
+    assert.equal(a.stats().peers[0]!.snapshotsFailed, 1);
   });
 
   it('stop() closes the server, drops queues and makes no more callbacks', async function () {
