@@ -1,0 +1,152 @@
+/**
+ * Typed errors of the embedding API. Every error a RaftNode call rejects with is a RaftNodeError
+ * with a stable `code`, so callers can branch without string matching:
+ *
+ *   try { await node.propose(bytes) } catch (e) {
+ *     if (e instanceof NoLeaderError) retryLater();
+ *     else if (e instanceof TimeoutError) checkIdempotentlyThenRetry();
+ *   }
+ *
+ * `retryable` says whether simply calling again may succeed (the request was certainly not
+ * applied, or applying it twice is the caller's concern as documented on the error).
+ */
+
+import type { NodeId } from '../raft/types.js';
+
+export type RaftNodeErrorCode =
+  | 'NOT_LEADER'
+  | 'NO_LEADER'
+  | 'TIMEOUT'
+  | 'STOPPED'
+  | 'PROPOSAL_REJECTED'
+  | 'PROPOSAL_LOST'
+  | 'OUTCOME_UNKNOWN'
+  | 'INVALID_ARGUMENT'
+  | 'MEMBERSHIP';
+
+export class RaftNodeError extends Error {
+  readonly code: RaftNodeErrorCode;
+  /** True when the request certainly did not take effect and calling again may succeed. */
+  readonly retryable: boolean;
+
+  constructor(code: RaftNodeErrorCode, message: string, retryable: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = retryable;
+  }
+}
+
+/**
+ * This node is not the leader and the request cannot be forwarded (proposal forwarding is
+ * disabled, or the operation must run on the leader). `leaderId`/`leaderUrl` say where to go
+ * (0 / null when unknown).
+ */
+export class NotLeaderError extends RaftNodeError {
+  readonly leaderId: NodeId;
+  readonly leaderUrl: string | null;
+
+  constructor(leaderId: NodeId, leaderUrl: string | null, what: string) {
+    super(
+      'NOT_LEADER',
+      `${what}: this node is not the leader` +
+        (leaderId !== 0 ? `; the leader is node ${leaderId}${leaderUrl !== null ? ` at ${leaderUrl}` : ''}` : ''),
+      true,
+    );
+    this.leaderId = leaderId;
+    this.leaderUrl = leaderUrl;
+  }
+}
+
+/** No leader is known right now (election in progress, or partitioned). Nothing was proposed;
+ * retry after a short wait (an election takes about electionTicks × tickMs). */
+export class NoLeaderError extends RaftNodeError {
+  constructor(what: string) {
+    super('NO_LEADER', `${what}: no leader is known (an election may be in progress); nothing was proposed, retry later`, true);
+  }
+}
+
+/**
+ * The request did not complete in time. For a proposal or a membership change this does NOT
+ * mean it failed: the entry may still be committed and applied later. Retry only if the
+ * operation is idempotent, or check its effect first.
+ */
+export class TimeoutError extends RaftNodeError {
+  readonly timeoutMs: number;
+
+  constructor(what: string, timeoutMs: number, mayStillCommit: boolean) {
+    super(
+      'TIMEOUT',
+      `${what}: timed out after ${timeoutMs} ms` +
+        (mayStillCommit ? '; the entry may still be committed and applied later' : ''),
+      !mayStillCommit,
+    );
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The node is stopping or stopped (gracefully, removed from the cluster, or after a fatal
+ * storage error, which is then the `cause`). Requests already handed to Raft may still commit
+ * on the rest of the cluster. */
+export class StoppedError extends RaftNodeError {
+  constructor(what: string, reason: string, cause?: unknown) {
+    super('STOPPED', `${what}: the node is stopped (${reason})`, false, cause !== undefined ? { cause } : undefined);
+  }
+}
+
+/** The Raft core refused the proposal outright (nothing was appended): a leadership transfer
+ * is in progress, a membership change is still pending, the uncommitted-size limit is reached,
+ * or this node is not a member. `reason` is the core's reason. */
+export class ProposalRejectedError extends RaftNodeError {
+  readonly reason: string;
+
+  constructor(what: string, reason: string) {
+    super('PROPOSAL_REJECTED', `${what}: rejected by Raft (${reason}); nothing was proposed`, true);
+    this.reason = reason;
+  }
+}
+
+/** The proposal was appended to the log at `index` but a new leader overwrote that index with a
+ * different entry, which then committed: the proposal certainly did not and will not apply. */
+export class ProposalLostError extends RaftNodeError {
+  readonly index: number;
+  readonly term: number;
+
+  constructor(what: string, index: number, term: number, committedTerm: number) {
+    super(
+      'PROPOSAL_LOST',
+      `${what}: the entry at index ${index} (term ${term}) was overwritten by a new leader ` +
+        `(term ${committedTerm} committed there); it was not applied, retry`,
+      true,
+    );
+    this.index = index;
+    this.term = term;
+  }
+}
+
+/** The node installed a snapshot covering the proposal's index before it could see the entry
+ * itself: the entry may or may not be part of that snapshot. */
+export class OutcomeUnknownError extends RaftNodeError {
+  constructor(what: string, index: number, snapshotIndex: number) {
+    super(
+      'OUTCOME_UNKNOWN',
+      `${what}: a snapshot up to index ${snapshotIndex} replaced the log around index ${index} ` +
+        'before the entry was applied locally; it may or may not have been applied',
+      false,
+    );
+  }
+}
+
+/** Bad input to an API call (detected before anything was proposed). */
+export class InvalidArgumentError extends RaftNodeError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message, false);
+  }
+}
+
+/** A membership change that cannot be done from the current configuration. */
+export class MembershipError extends RaftNodeError {
+  constructor(message: string) {
+    super('MEMBERSHIP', message, false);
+  }
+}
