@@ -1,0 +1,115 @@
+/**
+ * Linearizable reads (thesis §6.4): ReadIndex confirmed by a heartbeat quorum ('safe'), forwarded
+ * from followers, held back until the leader has committed an entry of its term, and the
+ * lease-based variant that needs CheckQuorum.
+ */
+import assert from 'node:assert/strict';
+import { ConfigError, ProposalDroppedError } from '../../src/raft/index.js';
+import { MessageType } from '../../src/raft/types.js';
+import { Cluster, TestNode, bytes, reportSeedOnFailure, text } from './harness.js';
+
+const ELECTION = 10;
+const reads = (tn: TestNode): Array<[number, string]> => tn.readStates.map((r) => [r.index, text(r.context)]);
+
+describe('ReadIndex', function () {
+  afterEach(reportSeedOnFailure);
+
+  it('safe: the leader reports a read state only after a heartbeat quorum confirms it still leads', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION });
+    c.elect(1);
+    c.propose(1, 'a');
+    const lead = c.get(1);
+    const commit = lead.status.commit;
+    lead.node.readIndex(bytes('ctx1'));
+    const out = lead.drain();
+    assert.deepEqual(reads(lead), [], 'no read state before confirmation');
+    const beats = out.filter((m) => m.type === MessageType.Heartbeat);
+    assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[2, 'ctx1'], [3, 'ctx1']], 'heartbeats carry the read context');
+    // Node 2 answers; with the leader that is a quorum of 3.
+    const n2 = c.get(2);
+    n2.step(beats[0]!);
+    const resp = n2.drain().filter((m) => m.type === MessageType.HeartbeatResp);
+    assert.deepEqual(resp.map((m) => text(m.context)), ['ctx1']);
+    lead.step(resp[0]!);
+    lead.drain();
+    assert.deepEqual(reads(lead), [[commit, 'ctx1']]);
+  });
+
+  it('safe: heartbeat responses without the context (or from too few nodes) do not confirm it', function () {
+    const c = new Cluster([1, 2, 3, 4, 5], { electionTick: ELECTION });
+    c.elect(1);
+    const lead = c.get(1);
+    lead.node.readIndex(bytes('ctx'));
+    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    assert.equal(beats.length, 4);
+    const n2 = c.get(2);
+    n2.step(beats.find((m) => m.to === 2)!);
+    for (const m of n2.drain()) lead.step(m);
+    lead.drain();
+    assert.deepEqual(reads(lead), [], 'leader + 1 of 5 is not a quorum');
+    const n3 = c.get(3);
+    n3.step(beats.find((m) => m.to === 3)!);
+    for (const m of n3.drain()) lead.step(m);
+    lead.drain();
+    assert.equal(lead.readStates.length, 1, 'leader + 2 of 5 is a quorum');
+  });
+
+  it('a follower forwards the request to the leader and gets the read state back', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION });
+    c.elect(1);
+    c.propose(1, 'a');
+    const mark = c.sent.length;
+    c.get(2).node.readIndex(bytes('from-2'));
+    c.stabilize();
+    const sent = c.sent.slice(mark);
+    assert.ok(sent.some((m) => m.type === MessageType.ReadIndex && m.from === 2 && m.to === 1));
+    assert.ok(sent.some((m) => m.type === MessageType.ReadIndexResp && m.from === 1 && m.to === 2));
+    assert.deepEqual(reads(c.get(2)), [[c.get(1).status.commit, 'from-2']]);
+    assert.deepEqual(reads(c.get(1)), [], 'the leader does not report a forwarded read as its own');
+  });
+
+  it('without a leader, readIndex is refused with no-leader', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION });
+    assert.throws(
+      () => c.get(2).node.readIndex(bytes('x')),
+      (e: unknown) => e instanceof ProposalDroppedError && e.reason === 'no-leader',
+    );
+  });
+
+  it('a new leader does not serve reads before it has committed an entry of its own term', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION });
+    const blockAcks = c.addFilter((m) => m.type === MessageType.AppResp);
+    c.campaign(1);
+    const lead = c.get(1);
+    assert.equal(lead.status.commit, 0, 'the no-op is not committed');
+    lead.node.readIndex(bytes('early'));
+    c.stabilize();
+    c.tick(2, [1]);
+    assert.deepEqual(reads(lead), [], 'no read state while no entry of the term is committed');
+    blockAcks();
+    for (let i = 0; i < 5 && lead.readStates.length === 0; i++) c.tick(1);
+    assert.ok(lead.status.commit >= 1);
+    assert.deepEqual(reads(lead), [[lead.status.commit, 'early']], 'the held read is served once the no-op commits');
+  });
+
+  it('lease-based: the leader answers at once, without a heartbeat round', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, checkQuorum: true, readOnlyOption: 'lease-based' });
+    c.elect(1);
+    c.propose(1, 'a');
+    const lead = c.get(1);
+    lead.node.readIndex(bytes('lease'));
+    const out = lead.drain();
+    assert.deepEqual(reads(lead), [[lead.status.commit, 'lease']]);
+    assert.equal(out.filter((m) => m.type === MessageType.Heartbeat).length, 0, 'no quorum round needed');
+    // A follower's forwarded read is answered from the lease as well.
+    const mark = c.sent.length;
+    c.get(3).node.readIndex(bytes('lease-3'));
+    c.stabilize();
+    assert.deepEqual(reads(c.get(3)), [[lead.status.commit, 'lease-3']]);
+    assert.equal(c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat).length, 0);
+  });
+
+  it('lease-based reads require CheckQuorum (config validation)', function () {
+    assert.throws(() => new TestNode(1, { voters: [1, 2, 3], readOnlyOption: 'lease-based' }), ConfigError);
+  });
+});
