@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -91,6 +92,14 @@ SysError Segment::open(const OpenRequest& request, std::unique_ptr<Segment>* out
   int fd = ::open(request.path.c_str(), flags);
   if (fd < 0) return make_error(errno, "open", request.path);
   segment->fd_ = fd;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return make_error(errno, "fstat", request.path);
+  if (request.offset > static_cast<uint64_t>(st.st_size)) {
+    SysError e = make_error(EINVAL, "open", request.path);
+    e.message = "EINVAL: segment offset " + std::to_string(request.offset) +
+                " is past the end of the file (" + std::to_string(st.st_size) + " bytes)";
+    return e;
+  }
 
   if (segment->mode_ == WalMode::kDirect) {
     segment->block_size_ = direct_block_size(fd);
