@@ -23,7 +23,8 @@ import {
 } from '../../src/wal/backend.js';
 import { crc32c } from '../../src/wal/crc32c.js';
 import { decodeSegmentHeader, encodeSegmentHeader, frameBytes } from '../../src/wal/frame.js';
-import { createJsBackend, type JsBackendFs } from '../../src/wal/js-backend.js';
+import { createJsBackend, filesystemTypeName } from '../../src/wal/js-backend.js';
+import { loadNativeBackend, nativeSegmentTestHooks } from '../../src/wal/native-backend.js';
 
 const SEED = Number(process.env.RAFTKV_TEST_SEED ?? 20240611);
 
@@ -59,47 +60,87 @@ function headerRecord(salt: number, prevCrc: number, seq = 1, firstIndex = 1): R
   };
 }
 
-interface LoadedBackend {
-  backend: WalBackend;
-  /** A backend instance whose fdatasync/writev fail, when this backend has such a hook. */
-  withFaults: ((faults: Partial<JsBackendFs>) => WalBackend) | null;
+/** One-shot fault injection into a backend's append path, with syscall counters. */
+interface FaultKit {
+  /** The next write or fdatasync of `segment` fails with EIO (an fdatasync really runs first). */
+  failNext(segment: SegmentFile, op: 'write' | 'fdatasync'): void;
+  calls(segment: SegmentFile): { writes: number; syncs: number };
 }
 
-/**
- * The native backend is another module; load it when present. The specifier is a variable so
- * that this file typechecks before that module exists.
- */
-async function loadNative(): Promise<{ loaded: LoadedBackend | null; why: string }> {
-  const sourcePath = new URL('../../src/wal/native-backend.ts', import.meta.url);
-  if (!fs.existsSync(sourcePath)) return { loaded: null, why: 'src/wal/native-backend.ts absent' };
-  const specifier = '../../src/wal/native-backend.js';
+interface LoadedBackend {
+  backend: WalBackend;
+  faults: FaultKit;
+}
+
+function loadJs(): LoadedBackend {
+  const pending = { write: false, fdatasync: false };
+  const counts = { writes: 0, syncs: 0 };
+  const backend = createJsBackend('test suite', {
+    fs: {
+      writev: (fd, buffers, position, callback) => {
+        counts.writes++;
+        if (!pending.write) {
+          fs.writev(fd, buffers, position, callback);
+          return;
+        }
+        pending.write = false;
+        callback(Object.assign(new Error('EIO: i/o error, writev (injected)'), { code: 'EIO' }), 0);
+      },
+      fdatasync: (fd, callback) => {
+        counts.syncs++;
+        if (!pending.fdatasync) {
+          fs.fdatasync(fd, callback);
+          return;
+        }
+        pending.fdatasync = false;
+        // Really sync, then report what the kernel could have reported (lost writeback).
+        fs.fdatasync(fd, () =>
+          callback(Object.assign(new Error('EIO: i/o error, fdatasync (injected)'), { code: 'EIO' })),
+        );
+      },
+    },
+  });
+  return {
+    backend,
+    faults: {
+      failNext: (_segment, op) => {
+        pending[op] = true;
+      },
+      calls: () => ({ ...counts }),
+    },
+  };
+}
+
+function loadNative(): { loaded: LoadedBackend | null; why: string } {
+  let backend: WalBackend;
   try {
-    const module = (await import(specifier)) as Record<string, unknown>;
-    for (const name of ['createNativeBackend', 'loadNativeBackend']) {
-      const factory = module[name];
-      if (typeof factory !== 'function') continue;
-      const backend = (await (factory as () => unknown)()) as WalBackend | null;
-      if (backend && backend.name === 'native') return { loaded: { backend, withFaults: null }, why: '' };
-      return { loaded: null, why: `${name}() returned no native backend` };
-    }
-    return { loaded: null, why: 'native-backend.ts exports no createNativeBackend/loadNativeBackend' };
+    backend = loadNativeBackend();
   } catch (error) {
     return { loaded: null, why: `native backend failed to load: ${(error as Error).message}` };
   }
+  return {
+    loaded: {
+      backend,
+      faults: {
+        failNext: (segment, op) => nativeSegmentTestHooks(segment).setFault(op, 'EIO'),
+        calls: (segment) => {
+          const { writes, syncs } = nativeSegmentTestHooks(segment).stats();
+          return { writes, syncs };
+        },
+      },
+    },
+    why: '',
+  };
 }
 
-const jsLoaded: LoadedBackend = {
-  backend: createJsBackend('test suite'),
-  withFaults: (faults) => createJsBackend('test suite (fault injection)', { fs: faults }),
-};
-const native = await loadNative();
+const native = loadNative();
 if (!native.loaded) {
   if (process.env.RAFTKV_REQUIRE_NATIVE === '1') {
     throw new Error(`RAFTKV_REQUIRE_NATIVE=1 but ${native.why}`);
   }
   console.log(`      (WAL backend suite: native backend not tested: ${native.why})`);
 }
-const backends: LoadedBackend[] = native.loaded ? [jsLoaded, native.loaded] : [jsLoaded];
+const backends: LoadedBackend[] = native.loaded ? [loadJs(), native.loaded] : [loadJs()];
 
 let scratchRoot = '';
 before(() => {
@@ -174,7 +215,7 @@ async function writeSegmentFile(
   return file;
 }
 
-for (const { backend, withFaults } of backends) {
+for (const { backend, faults } of backends) {
   describe(`WAL backend: ${backend.name}`, () => {
     it('crc32c matches the standard test vector and continues from a seed', () => {
       assert.equal(backend.crc32c(new TextEncoder().encode('123456789'), 0), 0xe3069283);
@@ -422,83 +463,44 @@ for (const { backend, withFaults } of backends) {
       await segment.close();
     });
 
-    if (withFaults) {
-      it('on a failed fdatasync of a real file: failed state, original error, never retried', async () => {
-        let syncCalls = 0;
-        const injected = Object.assign(new Error('EIO: i/o error, fdatasync (injected)'), {
-          code: 'EIO',
-          errno: -5,
-        });
-        const faulty = withFaults({
-          fdatasync: (fd, callback) => {
-            syncCalls++;
-            // Do the real sync, then report the failure the kernel could have reported.
-            fs.fdatasync(fd, () => callback(injected));
-          },
-        });
-        const file = scratchPath('fsyncfail.wal');
-        await faulty.createSegmentFile(file, 65536, 'zero');
-        const segment = await faulty.openSegment(file, { mode: 'buffered', offset: 0, prevCrc: 0, salt: 3 });
-        await assert.rejects(segment.append([headerRecord(3, 0)], true), (error: unknown) => {
-          assert.ok(error instanceof SegmentFailedError);
-          assert.equal(error.cause, injected);
-          return true;
-        });
-        assert.equal(segment.failure, injected);
-        await assert.rejects(segment.sync(), SegmentFailedError);
-        assert.equal(syncCalls, 1, 'the failed fdatasync is not retried');
-        await segment.close();
+    it('on a failed fdatasync of a real file: failed state, original error, never retried', async () => {
+      const { segment } = await freshSegment(backend, 'fsyncfail.wal', { salt: 3, prevCrc: 0 });
+      const record = { type: RecordType.Entry, payload: new Uint8Array([9, 9, 9]) };
+      await segment.append([record], true);
+      const before = faults.calls(segment);
+      faults.failNext(segment, 'fdatasync');
+      const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => segment.append([record], true)));
+      const firstError = segment.failure;
+      assert.ok(firstError, 'segment is failed');
+      assert.equal((firstError as NodeJS.ErrnoException).code, 'EIO');
+      for (const outcome of outcomes) {
+        assert.equal(outcome.status, 'rejected');
+        const reason = (outcome as PromiseRejectedResult).reason as Error;
+        assert.ok(reason instanceof SegmentFailedError, String(reason));
+        assert.equal(reason.cause, firstError);
+      }
+      await assert.rejects(segment.append([record], true), SegmentFailedError);
+      await assert.rejects(segment.sync(), (error: unknown) => (error as Error).cause === firstError);
+      assert.equal(segment.failure, firstError);
+      const after = faults.calls(segment);
+      assert.equal(after.syncs - before.syncs, 1, 'one failed fdatasync, never retried');
+      assert.equal(after.writes - before.writes, 1, 'nothing written after the failure');
+      await segment.close();
+    });
 
-        // Same again, with the failure on a later sync while more appends are queued.
-        let failNext = false;
-        let calls = 0;
-        const faultyLater = withFaults({
-          fdatasync: (fd, callback) => {
-            calls++;
-            if (failNext) callback(injected);
-            else fs.fdatasync(fd, callback);
-          },
-        });
-        const fresh = await freshSegment(faultyLater, 'fsyncfail-later.wal', { salt: 3, prevCrc: 0 });
-        const record = { type: RecordType.Entry, payload: new Uint8Array([9, 9, 9]) };
-        await fresh.segment.append([record], true);
-        failNext = true;
-        const callsBefore = calls;
-        const outcomes = await Promise.allSettled(
-          Array.from({ length: 10 }, () => fresh.segment.append([record], true)),
-        );
-        assert.equal(fresh.segment.failure, injected);
-        for (const outcome of outcomes) {
-          assert.equal(outcome.status, 'rejected');
-          const reason = (outcome as PromiseRejectedResult).reason as Error;
-          assert.ok(reason instanceof SegmentFailedError);
-          assert.equal(reason.cause, injected);
-        }
-        await assert.rejects(fresh.segment.append([record], true), SegmentFailedError);
-        await assert.rejects(fresh.segment.sync(), SegmentFailedError);
-        assert.equal(calls - callsBefore, 1, 'one failed fdatasync, no retry');
-        await fresh.segment.close();
-      });
-
-      it('on a failed write of a real file: failed state, the write error is the cause', async () => {
-        const injected = Object.assign(new Error('EIO: i/o error, write (injected)'), { code: 'EIO' });
-        let writes = 0;
-        const faulty = withFaults({
-          writev: (_fd, _buffers, _position, callback) => {
-            writes++;
-            callback(injected, 0);
-          },
-        });
-        const file = scratchPath('writefail.wal');
-        await faulty.createSegmentFile(file, 65536, 'zero');
-        const segment = await faulty.openSegment(file, { mode: 'buffered', offset: 0, prevCrc: 0, salt: 1 });
-        await assert.rejects(segment.append([headerRecord(1, 0)], true), SegmentFailedError);
-        await assert.rejects(segment.append([headerRecord(1, 0)], true), SegmentFailedError);
-        assert.equal(segment.failure, injected);
-        assert.equal(writes, 1);
-        await segment.close();
-      });
-    }
+    it('on a failed write of a real file: failed state, no sync, the write error is the cause', async () => {
+      const { segment } = await freshSegment(backend, 'writefail.wal', { salt: 4, prevCrc: 0 });
+      const before = faults.calls(segment);
+      faults.failNext(segment, 'write');
+      const record = { type: RecordType.Entry, payload: new Uint8Array(64) };
+      await assert.rejects(segment.append([record], true), SegmentFailedError);
+      const firstError = segment.failure;
+      assert.equal((firstError as NodeJS.ErrnoException | null)?.code, 'EIO');
+      await assert.rejects(segment.append([record], true), (error: unknown) => (error as Error).cause === firstError);
+      const after = faults.calls(segment);
+      assert.deepEqual(after, { writes: before.writes + 1, syncs: before.syncs }, 'no retry, no sync after a failed write');
+      await segment.close();
+    });
 
     it('syncs a real directory; fsync EINVAL from a FIFO reports supported:false', () => {
       const dir = scratchPath('dir');
@@ -522,7 +524,11 @@ for (const { backend, withFaults } of backends) {
       const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' '));
       const shm = mounts.find((fields) => fields[1] === '/dev/shm');
       if (shm?.[2] === 'tmpfs') assert.equal(backend.filesystemType('/dev/shm'), 'tmpfs');
-      assert.equal(backend.filesystemType('/proc'), '0x9fa0');
+      if (backend.name === 'js') {
+        assert.equal(filesystemTypeName(0xef53), 'ext4');
+        assert.equal(filesystemTypeName(0x786f4256), 'vboxsf');
+        assert.equal(filesystemTypeName(0x12345678), '0x12345678');
+      }
     });
 
     if (backend.name === 'js') {
