@@ -34,6 +34,12 @@ import {
 } from '../src/wal/backend.js';
 import { encodeFrames, encodeSegmentHeader, framesByteLength } from '../src/wal/frame.js';
 import { createJsBackend } from '../src/wal/js-backend.js';
+import {
+  loadNativeBackend,
+  nativeCrc32cImplementation,
+  nativeSegmentTestHooks,
+  rawWriteSyncLoop,
+} from '../src/wal/native-backend.js';
 import { parseFlags } from './lib/cli.js';
 import { writeJsonRows } from './lib/json.js';
 import { LOOP_DELAY_RESOLUTION_MS, LoopDelayMonitor } from './lib/loop-delay.js';
@@ -142,53 +148,32 @@ function sinkFor(accumulator: RowAccumulator): RunSink {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Native backend (optional: loaded when src/wal/native-backend.ts exists and its addon loads)
-
-interface RawLoopResult {
-  seconds: number;
-  latenciesUs: ArrayLike<number>;
-}
+// Native backend (optional: measured when its addon loads)
 
 interface NativeBench {
   backend: WalBackend;
-  rawWriteSyncLoop: (
-    file: string,
-    writeBytes: number,
-    iterations: number,
-    mode?: 'buffered' | 'direct',
-  ) => Promise<RawLoopResult>;
-  /** Count of fdatasync calls a segment has made, when the backend exposes it. */
+  rawWriteSyncLoop: typeof rawWriteSyncLoop;
+  /** fdatasync calls a native segment's writer has made (its test counters). */
   syncCount: (segment: SegmentFile) => number | null;
 }
 
-async function loadNativeBench(): Promise<{ native: NativeBench | null; why: string }> {
-  const source = new URL('../src/wal/native-backend.ts', import.meta.url);
-  if (!fs.existsSync(source)) return { native: null, why: 'src/wal/native-backend.ts does not exist yet' };
-  // Variable specifier: this file must typecheck whether or not that module exists.
-  const specifier = '../src/wal/native-backend.js';
+function loadNativeBench(): { native: NativeBench | null; why: string } {
   try {
-    const module = (await import(specifier)) as Record<string, unknown>;
-    let backend: WalBackend | null = null;
-    for (const name of ['createNativeBackend', 'loadNativeBackend']) {
-      const factory = module[name];
-      if (typeof factory === 'function') {
-        backend = (await (factory as () => unknown)()) as WalBackend | null;
-        break;
-      }
-    }
-    const raw = module.rawWriteSyncLoop;
-    if (!backend || backend.name !== 'native') return { native: null, why: 'native backend did not load' };
-    if (typeof raw !== 'function') return { native: null, why: 'native-backend.ts exports no rawWriteSyncLoop' };
+    const backend = loadNativeBackend();
     return {
       native: {
         backend,
-        rawWriteSyncLoop: raw as NativeBench['rawWriteSyncLoop'],
-        syncCount: () => null,
+        rawWriteSyncLoop,
+        // With O_DSYNC every write is the sync.
+        syncCount: (segment) => {
+          const stats = nativeSegmentTestHooks(segment).stats();
+          return segment.mode === 'dsync' ? stats.writes : stats.syncs;
+        },
       },
-      why: backend.reason,
+      why: `${backend.reason}; crc32c: ${nativeCrc32cImplementation()}`,
     };
   } catch (error) {
-    return { native: null, why: `native backend failed to load: ${(error as Error).message}` };
+    return { native: null, why: `native backend did not load: ${(error as Error).message}` };
   }
 }
 
@@ -411,6 +396,14 @@ function rawTarget(native: NativeBench, writeBytes: number, dir: string): Target
   };
 }
 
+async function idleLoopDelayP99us(): Promise<number> {
+  const monitor = new LoopDelayMonitor();
+  monitor.start();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  monitor.stop();
+  return monitor.percentileUs(99);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report
 
@@ -547,7 +540,7 @@ async function main(): Promise<void> {
   const jsSyncCount = (): number => jsSyncs;
   const fsType = js.filesystemType(dir);
 
-  const { native, why } = await loadNativeBench();
+  const { native, why } = loadNativeBench();
   const directProbe = native?.backend.probeDirectIo(dir) ?? null;
   console.log(`WAL append benchmark — node ${process.version}, ${dir} on ${fsType}`);
   console.log(`  native: ${native ? `loaded (${why})` : `NOT measured: ${why}`}`);
@@ -595,6 +588,8 @@ async function main(): Promise<void> {
       await target.run(0.1, { latency: () => undefined, loopDelay: new LoopDelayMonitor() });
     }
 
+    // What the loop delay looks like with nothing to do: the floor every row is read against.
+    const idleBefore = await idleLoopDelayP99us();
     const started = performance.now();
     for (let round = 0; round < rounds; round++) {
       for (const targets of pointTargets) {
@@ -607,6 +602,8 @@ async function main(): Promise<void> {
       process.stderr.write(`  round ${round + 1}/${rounds} done (${((performance.now() - started) / 1000).toFixed(0)} s)\n`);
     }
 
+    const idleAfter = await idleLoopDelayP99us();
+    console.log(`  idle event-loop delay p99 (no I/O): ${idleBefore.toFixed(0)} us before, ${idleAfter.toFixed(0)} us after`);
     const seen = new Set<RowAccumulator>();
     for (const targets of pointTargets) {
       for (const target of targets) {

@@ -1,9 +1,10 @@
 /**
  * Event-loop delay during a benchmark row, via perf_hooks.monitorEventLoopDelay.
  *
- * The histogram samples with a timer every `resolutionMs` (1 ms is the finest Node allows) and
- * records how late each tick ran, in nanoseconds: a stall shorter than the resolution can still
- * show up (the tick after it is late), but stalls are only seen where a tick was due.
+ * The histogram runs a timer every `resolutionMs` (1 ms is the finest Node allows) and records
+ * the time between ticks, in nanoseconds — that INCLUDES the interval itself (an idle loop
+ * records ~1.0–1.1 ms at resolution 1), so the delay reported here is that minus the interval.
+ * Stalls are seen only where a tick was due: the resolution bounds how finely they are timed.
  * One monitor per row, enabled only while that row runs, so interleaved rounds accumulate.
  */
 
@@ -31,9 +32,9 @@ export class LoopDelayMonitor {
     this.histogram.disable();
   }
 
-  /** Delay percentile in microseconds; NaN when no tick was recorded. */
+  /** Delay percentile in microseconds (tick interval minus the resolution); NaN when no tick ran. */
   percentileUs(p: number): number {
     if (this.histogram.count === 0) return Number.NaN;
-    return this.histogram.percentile(p) / 1000;
+    return Math.max(0, this.histogram.percentile(p) / 1000 - this.resolutionMs * 1000);
   }
 }
