@@ -40,7 +40,7 @@ import {
   nativeSegmentTestHooks,
   rawWriteSyncLoop,
 } from '../src/wal/native-backend.js';
-import { parseFlags } from './lib/cli.js';
+import { parseFlags, UsageError } from './lib/cli.js';
 import { writeJsonRows } from './lib/json.js';
 import { LOOP_DELAY_RESOLUTION_MS, LoopDelayMonitor } from './lib/loop-delay.js';
 import { SampleRecorder } from './lib/stats.js';
@@ -507,21 +507,23 @@ function printTargets(rows: readonly Row[]): void {
 
 // ---------------------------------------------------------------------------------------------
 
+const USAGE = 'usage: npm run bench:wal -- [--quick] [--json FILE] [--dir DIR] [--rounds N] [--seconds S]';
+
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), {
     booleans: ['quick', 'help'],
     strings: ['json', 'dir', 'rounds', 'seconds'],
   });
   if (flags.booleans.has('help')) {
-    console.log('usage: npm run bench:wal -- [--quick] [--json FILE] [--dir DIR] [--rounds N] [--seconds S]');
+    console.log(USAGE);
     return;
   }
   const quick = flags.booleans.has('quick');
   const rounds = Number(flags.strings.get('rounds') ?? (quick ? 2 : 3));
   // Seconds per run; a point and backend gets rounds x this in total.
   const runSeconds = Number(flags.strings.get('seconds') ?? (quick ? 0.5 : 2));
-  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds must be a positive integer`);
-  if (!(runSeconds > 0)) throw new Error(`--seconds must be positive`);
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new UsageError('--rounds must be a positive integer');
+  if (!(runSeconds > 0)) throw new UsageError('--seconds must be a positive number');
 
   const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
   const parent = flags.strings.get('dir') ?? path.join(repoRoot, 'bench-results');
@@ -634,8 +636,8 @@ async function main(): Promise<void> {
   console.log('');
   console.log(formatTable(columns, rows));
   console.log(
-    '(MB/s = 10^6 payload bytes/s (raw: bytes written); p50/p99 = latency of one append call; ' +
-      'syncs/s "-" = not observable for group commit)',
+    '(MB/s = 10^6 payload bytes/s (raw: bytes written); p50/p99 us = latency of one append call;\n ' +
+      'loop p99 = event-loop delay p99 during the row; node-fs yields to the loop between appends, as a server would)',
   );
   console.log('');
   printTargets(rows);
@@ -648,6 +650,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(`${error.message}\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
   console.error(error instanceof Error ? (error.stack ?? error.message) : error);
   process.exitCode = 1;
 });

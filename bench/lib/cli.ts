@@ -1,5 +1,10 @@
 /** Tiny flag parser for bench scripts: `--flag` booleans and `--name VALUE` / `--name=VALUE`. */
 
+/** A bad command line: print the message (and usage), not a stack trace. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
 export interface FlagSpec {
   booleans: readonly string[];
   strings: readonly string[];
@@ -15,19 +20,19 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags
   const strings = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${JSON.stringify(arg)}`);
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq === -1 ? undefined : eq);
     if (spec.booleans.includes(name)) {
-      if (eq !== -1) throw new Error(`--${name} takes no value`);
+      if (eq !== -1) throw new UsageError(`--${name} takes no value`);
       booleans.add(name);
     } else if (spec.strings.includes(name)) {
       const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-      if (value === undefined || value === '') throw new Error(`--${name} needs a value`);
+      if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
       strings.set(name, value);
     } else {
       const known = [...spec.booleans, ...spec.strings].map((flag) => `--${flag}`).join(', ');
-      throw new Error(`unknown flag --${name} (known: ${known})`);
+      throw new UsageError(`unknown flag --${name} (known: ${known})`);
     }
   }
   return { booleans, strings };
