@@ -20,6 +20,9 @@ export interface DirSyncOptions {
    * a real EINVAL). Warnings and errors still name the real directory.
    */
   dirSyncTarget?: string;
+  /** The directory to name in the warning/error and to warn once for, when `dir` is a stand-in
+   * for it (Wal.create syncs `<dir>.tmp` before renaming it to `<dir>`). */
+  reportAs?: string;
 }
 
 const warnedDirectories = new Set<string>();
@@ -53,10 +56,11 @@ export function syncDirectory(dir: string, options: DirSyncOptions): DirSyncResu
   const result = options.backend.syncDirectory(options.dirSyncTarget ?? resolved);
   if (result.supported) return result;
   const fsType = filesystemTypeOf(options.backend, resolved);
-  const message = dirSyncUnsupportedMessage(resolved, fsType, result.errno, options.policy);
-  if (options.policy === 'strict') throw new DirSyncUnsupportedError(message, resolved, result.errno);
-  if (!warnedDirectories.has(resolved)) {
-    warnedDirectories.add(resolved);
+  const named = path.resolve(options.reportAs ?? dir);
+  const message = dirSyncUnsupportedMessage(named, fsType, result.errno, options.policy);
+  if (options.policy === 'strict') throw new DirSyncUnsupportedError(message, named, result.errno);
+  if (!warnedDirectories.has(named)) {
+    warnedDirectories.add(named);
     options.logger.warn(message);
   }
   return result;

@@ -345,7 +345,7 @@ export class Wal {
       } finally {
         await seg.close();
       }
-      syncDirectory(tmpDir, { ...opts, policy: opts.dirSync });
+      syncDirectory(tmpDir, { ...opts, policy: opts.dirSync, reportAs: finalDir });
       if (dirExists) fs.rmdirSync(finalDir); // empty (checked above); rename cannot replace it
       fs.renameSync(tmpDir, finalDir);
       lock.relocate(finalDir);
