@@ -417,25 +417,8 @@ struct ScanJob {
 };
 
 SysError RunScan(ScanJob* job) {
-  int fd = ::open(job->path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(errno, "open", job->path);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    SysError e = make_error(errno, "fstat", job->path);
-    ::close(fd);
-    return e;
-  }
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  job->bytes = static_cast<uint8_t*>(std::malloc(size > 0 ? size : 1));
-  if (job->bytes == nullptr) {
-    ::close(fd);
-    return make_error(ENOMEM, "malloc", job->path);
-  }
-  size_t got = 0;
-  SysError e = pread_all(fd, job->bytes, static_cast<size_t>(size), 0, job->path, &got);
-  ::close(fd);
+  SysError e = read_whole_file(job->path, &job->bytes, &job->size);
   if (!e.ok()) return e;
-  job->size = got;  // a file that shrank meanwhile: scan what was there
   job->outcome = scan_frames(job->bytes, job->size, job->prev_crc);
   return {};
 }

@@ -214,6 +214,28 @@ SysError pread_all(int fd, void* data, size_t length, uint64_t offset, const std
   return {};
 }
 
+SysError read_whole_file(const std::string& path, uint8_t** bytes, uint64_t* size) {
+  *bytes = nullptr;
+  *size = 0;
+  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) return make_error(errno, "open", path);
+  FdGuard fd(raw);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return make_error(errno, "fstat", path);
+  size_t length = static_cast<size_t>(st.st_size);
+  uint8_t* buffer = static_cast<uint8_t*>(std::malloc(length > 0 ? length : 1));
+  if (buffer == nullptr) return make_error(ENOMEM, "malloc", path);
+  size_t got = 0;
+  SysError e = pread_all(fd.get(), buffer, length, 0, path, &got);
+  if (!e.ok()) {
+    std::free(buffer);
+    return e;
+  }
+  *bytes = buffer;
+  *size = got;  // a file that shrank meanwhile: what was there
+  return {};
+}
+
 void* aligned_alloc_or_null(size_t alignment, size_t size) {
   void* p = nullptr;
   if (posix_memalign(&p, alignment, size == 0 ? alignment : size) != 0) return nullptr;

@@ -35,6 +35,9 @@ SysError pwrite_all(int fd, const void* data, size_t length, uint64_t offset,
 SysError pread_all(int fd, void* data, size_t length, uint64_t offset, const std::string& path,
                    size_t* bytes_read);
 
+// Reads the whole file into a malloc'd buffer (*bytes, to free()); *size is what was read.
+SysError read_whole_file(const std::string& path, uint8_t** bytes, uint64_t* size);
+
 // Allocation aligned for O_DIRECT; released with free().
 void* aligned_alloc_or_null(size_t alignment, size_t size);
 

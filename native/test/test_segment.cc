@@ -1,0 +1,309 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+#include "format.h"
+#include "harness.h"
+#include "segment.h"
+#include "sysio.h"
+#include "test_util.h"
+
+using namespace raftkv;
+
+namespace {
+
+// Collects completed batches from a segment's writer thread, in completion order.
+struct Collector {
+  std::mutex mutex;
+  std::condition_variable done;
+  std::vector<std::unique_ptr<Batch>> batches;
+  std::vector<size_t> group_sizes;
+
+  std::function<void(BatchGroup)> callback() {
+    return [this](BatchGroup group) {
+      std::lock_guard<std::mutex> lock(mutex);
+      group_sizes.push_back(group.size());
+      for (auto& b : group) batches.push_back(std::move(b));
+      done.notify_all();
+    };
+  }
+  bool wait_for(size_t count) {
+    std::unique_lock<std::mutex> lock(mutex);
+    return done.wait_for(lock, std::chrono::seconds(30), [&] { return batches.size() >= count; });
+  }
+};
+
+std::unique_ptr<Batch> append_batch(const std::vector<std::vector<uint8_t>>& payloads, uint8_t type, bool sync) {
+  auto batch = std::make_unique<Batch>();
+  batch->sync = sync;
+  uint64_t total = 0;
+  for (auto& p : payloads) total += frame_bytes(static_cast<uint32_t>(p.size()));
+  batch->frames.resize(total);
+  uint8_t* at = batch->frames.data();
+  for (auto& p : payloads) {
+    encode_frame_unsealed(at, type, p.data(), static_cast<uint32_t>(p.size()));
+    at += frame_bytes(static_cast<uint32_t>(p.size()));
+  }
+  return batch;
+}
+
+std::unique_ptr<Batch> close_batch() {
+  auto b = std::make_unique<Batch>();
+  b->kind = Batch::Kind::kClose;
+  return b;
+}
+
+std::string new_segment_file(uint64_t size) {
+  std::string path = testing::scratch_dir() + "/0000000000000000-0000000000000001.wal";
+  std::string used;
+  SysError e = create_segment_file(path, size, Preallocate::kZero, &used);
+  if (!e.ok()) std::fprintf(stderr, "create_segment_file: %s\n", describe(e).c_str());
+  return path;
+}
+
+ScanOutcome scan_path(const std::string& path, uint32_t prev_crc) {
+  uint8_t* data = nullptr;
+  uint64_t size = 0;
+  read_whole_file(path, &data, &size);
+  ScanOutcome o = scan_frames(data, size, prev_crc);
+  std::free(data);
+  return o;
+}
+
+}  // namespace
+
+TEST("segment: group commit merges held batches into one write + one sync, results in order") {
+  std::string path = new_segment_file(1 << 20);
+  std::unique_ptr<Segment> seg;
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = WalModeOption::kBuffered;
+  req.salt = 1234;
+  CHECK(Segment::open(req, &seg).ok());
+  Collector collector;
+  seg->start(collector.callback(), nullptr);
+  seg->set_hold(true);
+  seg->submit(append_batch({testutil::header_payload(1234, 0)}, kTypeSegmentHeader, true));
+  std::vector<Batch*> submitted;
+  const int kBatches = 64;
+  for (int i = 0; i < kBatches; i++) {
+    std::vector<std::vector<uint8_t>> payloads;
+    for (int r = 0; r <= i % 4; r++) payloads.push_back(testutil::payload_of(1 + (i * 13 + r) % 300, static_cast<uint8_t>(i)));
+    auto batch = append_batch(payloads, 3, i % 3 == 0);
+    submitted.push_back(batch.get());
+    seg->submit(std::move(batch));
+  }
+  seg->set_hold(false);
+  CHECK(collector.wait_for(kBatches + 1));
+  SegmentStats stats = seg->stats();
+  CHECK_EQ(stats.writes, uint64_t{1});
+  CHECK_EQ(stats.syncs, uint64_t{1});
+  CHECK_EQ(collector.group_sizes.size(), size_t{1});
+  uint64_t expected_end = 0;
+  for (int i = 0; i <= kBatches; i++) {
+    Batch* b = collector.batches[static_cast<size_t>(i)].get();
+    if (i > 0) CHECK(b == submitted[static_cast<size_t>(i - 1)]);  // completion order = submit order
+    CHECK(b->error.ok());
+    expected_end += b->frames.size();
+    CHECK_EQ(b->end_offset, expected_end);
+  }
+  ScanOutcome o = scan_path(path, 0);
+  CHECK(o.reason == StopReason::kZero);
+  CHECK_EQ(o.valid_end_offset, expected_end);
+  CHECK_EQ(o.last_crc, collector.batches.back()->last_crc);
+
+  seg->submit(close_batch());
+  CHECK(collector.wait_for(kBatches + 2));
+  seg->join();
+}
+
+TEST("segment: unheld appends from a tight loop complete in order with their own end offsets") {
+  std::string path = new_segment_file(4 << 20);
+  std::unique_ptr<Segment> seg;
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = WalModeOption::kBuffered;
+  req.salt = 99;
+  CHECK(Segment::open(req, &seg).ok());
+  Collector collector;
+  seg->start(collector.callback(), nullptr);
+  std::vector<Batch*> submitted;
+  auto header = append_batch({testutil::header_payload(99, 0)}, kTypeSegmentHeader, true);
+  submitted.push_back(header.get());
+  seg->submit(std::move(header));
+  const int kBatches = 500;
+  for (int i = 0; i < kBatches; i++) {
+    auto batch = append_batch({testutil::payload_of(100, static_cast<uint8_t>(i))}, 3, true);
+    submitted.push_back(batch.get());
+    seg->submit(std::move(batch));
+  }
+  CHECK(collector.wait_for(kBatches + 1));
+  uint64_t end = 0;
+  for (size_t i = 0; i < submitted.size(); i++) {
+    CHECK(collector.batches[i].get() == submitted[i]);
+    end += collector.batches[i]->frames.size();
+    CHECK_EQ(collector.batches[i]->end_offset, end);
+  }
+  SegmentStats stats = seg->stats();
+  std::fprintf(stderr, "    (%d batches in %llu write+sync groups)\n", kBatches + 1,
+               static_cast<unsigned long long>(stats.groups));
+  CHECK(stats.groups <= static_cast<uint64_t>(kBatches + 1));
+  CHECK_EQ(scan_path(path, 0).frames.size(), submitted.size());
+  seg->submit(close_batch());
+  CHECK(collector.wait_for(submitted.size() + 1));
+  seg->join();
+}
+
+TEST("segment: a failed fdatasync fails the segment; no retry, every later batch gets the first error") {
+  std::string path = new_segment_file(1 << 16);
+  std::unique_ptr<Segment> seg;
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = WalModeOption::kBuffered;
+  CHECK(Segment::open(req, &seg).ok());
+  Collector collector;
+  seg->start(collector.callback(), nullptr);
+  seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
+  CHECK(collector.wait_for(1));
+  CHECK(collector.batches[0]->error.ok());
+  seg->set_fault(Segment::FaultOp::kSync, EIO);
+  seg->submit(append_batch({testutil::payload_of(10, 1)}, 3, true));
+  CHECK(collector.wait_for(2));
+  CHECK_EQ(collector.batches[1]->error.err, EIO);
+  CHECK_EQ(collector.batches[1]->error.syscall, std::string("fdatasync"));
+  SegmentStats after_failure = seg->stats();
+  seg->submit(append_batch({testutil::payload_of(10, 2)}, 3, true));
+  auto sync = std::make_unique<Batch>();
+  sync->kind = Batch::Kind::kSync;
+  seg->submit(std::move(sync));
+  CHECK(collector.wait_for(4));
+  CHECK_EQ(collector.batches[2]->error.err, EIO);
+  CHECK_EQ(collector.batches[3]->error.err, EIO);
+  SegmentStats later = seg->stats();
+  CHECK_EQ(later.writes, after_failure.writes);  // nothing written or synced again
+  CHECK_EQ(later.syncs, after_failure.syncs);
+  seg->submit(close_batch());
+  CHECK(collector.wait_for(5));
+  CHECK(collector.batches[4]->error.ok());  // closing a failed segment still releases the fd
+  seg->join();
+}
+
+TEST("segment: a failed write fails the segment without a sync") {
+  std::string path = new_segment_file(1 << 16);
+  std::unique_ptr<Segment> seg;
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = WalModeOption::kBuffered;
+  CHECK(Segment::open(req, &seg).ok());
+  Collector collector;
+  seg->start(collector.callback(), nullptr);
+  seg->set_fault(Segment::FaultOp::kWrite, ENOSPC);
+  seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
+  seg->submit(close_batch());
+  CHECK(collector.wait_for(2));
+  CHECK_EQ(collector.batches[0]->error.err, ENOSPC);
+  CHECK_EQ(seg->stats().syncs, uint64_t{0});
+  seg->join();
+}
+
+TEST("segment: direct mode pads every write to the block size with a PAD frame") {
+  std::string path = new_segment_file(1 << 20);
+  DirectProbe probe;
+  std::string dir = path.substr(0, path.find_last_of('/'));
+  CHECK(probe_direct_io(dir, &probe).ok());
+  if (!probe.usable) {
+    std::fprintf(stderr, "    O_DIRECT unusable in %s (%s): set RAFTKV_TEST_DIR to a disk-backed dir\n",
+                 dir.c_str(), probe.reason.c_str());
+    CHECK(probe.usable);
+  }
+  std::unique_ptr<Segment> seg;
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = WalModeOption::kDirect;
+  req.salt = 4242;
+  CHECK(Segment::open(req, &seg).ok());
+  CHECK(seg->mode() == WalMode::kDirect);
+  uint32_t block = seg->block_size();
+  CHECK(block >= 4096 && block % 512 == 0);
+  Collector collector;
+  seg->start(collector.callback(), nullptr);
+  seg->submit(append_batch({testutil::header_payload(4242, 0, block)}, kTypeSegmentHeader, true));
+  size_t submitted = 1;
+  CHECK(collector.wait_for(1));  // not merged with the next batch: one PAD per batch below
+  // Sizes that land just short of a block boundary (gaps of 8 and 16) as well as ordinary ones.
+  std::vector<size_t> sizes = {4040, 4048, 4056, 1, 100, 8000, 4096 - 16 - 16, 3};
+  for (size_t i = 0; i < sizes.size(); i++) {
+    seg->submit(append_batch({testutil::payload_of(sizes[i], static_cast<uint8_t>(i))}, 3, true));
+    submitted++;
+    CHECK(collector.wait_for(submitted));
+    CHECK(collector.batches.back()->error.ok());
+    CHECK_EQ(collector.batches.back()->end_offset % block, uint64_t{0});
+  }
+  seg->submit(close_batch());
+  CHECK(collector.wait_for(submitted + 1));
+  seg->join();
+  ScanOutcome o = scan_path(path, 0);
+  CHECK(o.reason == StopReason::kZero);
+  CHECK_EQ(o.valid_end_offset, collector.batches[submitted - 1]->end_offset);
+  // Every non-PAD frame is followed by a PAD that ends on a block boundary (one batch each).
+  size_t pads = 0;
+  for (size_t i = 0; i < o.frames.size(); i++) {
+    const ScannedFrame& f = o.frames[i];
+    if (f.type == kTypePad) {
+      pads++;
+      CHECK_EQ((f.offset + frame_bytes(f.length)) % block, uint64_t{0});
+      CHECK(f.length >= 8);
+    }
+  }
+  CHECK_EQ(pads, submitted);  // every batch here needed padding
+}
+
+TEST("segment: direct mode continues a segment whose end is not block aligned") {
+  std::string path = new_segment_file(1 << 16);
+  // First 1 frame written buffered, then reopened direct at its unaligned end.
+  uint32_t crc = 0;
+  std::vector<uint8_t> bytes;
+  testutil::add_frame(&bytes, kTypeSegmentHeader, testutil::header_payload(8, 0), 8, &crc);
+  int fd = ::open(path.c_str(), O_WRONLY);
+  CHECK(fd >= 0);
+  CHECK(pwrite_all(fd, bytes.data(), bytes.size(), 0, path).ok());
+  ::close(fd);
+  std::unique_ptr<Segment> seg;
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = WalModeOption::kDirect;
+  req.offset = bytes.size();
+  req.prev_crc = crc;
+  req.salt = 8;
+  CHECK(Segment::open(req, &seg).ok());
+  Collector collector;
+  seg->start(collector.callback(), nullptr);
+  seg->submit(append_batch({testutil::payload_of(50, 1)}, 3, true));
+  seg->submit(close_batch());
+  CHECK(collector.wait_for(2));
+  CHECK(collector.batches[0]->error.ok());
+  seg->join();
+  ScanOutcome o = scan_path(path, 0);
+  CHECK(o.reason == StopReason::kZero);
+  CHECK_EQ(o.frames.size(), size_t{3});  // header, entry, PAD
+  CHECK_EQ(o.valid_end_offset % seg->block_size(), uint64_t{0});
+}
+
+TEST("segment: destroying a segment that was never closed stops its writer (no hang, no leak)") {
+  std::string path = new_segment_file(1 << 16);
+  std::unique_ptr<Segment> seg;
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = WalModeOption::kBuffered;
+  CHECK(Segment::open(req, &seg).ok());
+  Collector collector;
+  seg->start(collector.callback(), nullptr);
+  seg->set_hold(true);
+  for (int i = 0; i < 5; i++) seg->submit(append_batch({testutil::payload_of(10, 1)}, 3, true));
+  seg.reset();  // queued batches are dropped with it
+  CHECK(collector.batches.empty());
+}
