@@ -114,11 +114,8 @@ export function validateConfig(c: RaftConfig): ValidatedConfig {
       ? DEFAULT_MAX_INFLIGHT_MSGS
       : positiveInt(c.maxInflightMsgs, 'maxInflightMsgs');
   const maxInflightBytes = nonNegativeInt(c.maxInflightBytes, 'maxInflightBytes', 0);
-  if (maxInflightBytes !== 0 && maxInflightBytes < maxSizePerMsg) {
-    throw new ConfigError(
-      `maxInflightBytes (${maxInflightBytes}) must be ≥ maxSizePerMsg (${maxSizePerMsg})`,
-    );
-  }
+  // maxInflightBytes < maxSizePerMsg is allowed (etcd refuses it): the window then simply
+  // fills after one message.
   const maxUncommittedEntriesSize = nonNegativeInt(
     c.maxUncommittedEntriesSize,
     'maxUncommittedEntriesSize',

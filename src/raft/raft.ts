@@ -56,6 +56,14 @@ export function newMessage(type: MessageType, from: NodeId, to: NodeId, term: nu
   };
 }
 
+/**
+ * The node a TransferLeader message asks to make leader: `index` carries its id, or 0 when
+ * the sender itself is the transferee (`from` is always the sender).
+ */
+export function transfereeOf(m: Message): NodeId {
+  return m.index !== 0 ? m.index : m.from;
+}
+
 function voteRespType(t: MessageType): MessageType {
   if (t === MessageType.Vote) return MessageType.VoteResp;
   if (t === MessageType.PreVote) return MessageType.PreVoteResp;
@@ -92,8 +100,6 @@ export class Raft {
   randomizedElectionTimeout = 0;
   /** ReadIndex requests received before this leader committed an entry of its term. */
   pendingReadIndexMessages: Message[] = [];
-  /** ConfChange entries ≤ this index were applied internally by bootstrap(). */
-  bootstrapIndex = 0;
 
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
@@ -212,7 +218,10 @@ export class Raft {
     const f = newMessage(m.type, m.from, to, 0);
     f.entries = m.entries;
     f.context = m.context;
-    if (m.type === MessageType.TransferLeader) f.term = this.term;
+    if (m.type === MessageType.TransferLeader) {
+      f.term = this.term;
+      f.index = m.index;
+    }
     this.msgs.push(f);
   }
 
@@ -225,7 +234,7 @@ export class Raft {
    * Sends an App with new entries to `to` if flow control allows. With sendIfEmpty, also an
    * empty one (to carry the commit index or probe). Returns whether a message was sent.
    */
-  maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+  maybeSendAppend(to: NodeId, sendIfEmpty: boolean, commitOnly = false): boolean {
     const pr = this.trk.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
@@ -245,7 +254,13 @@ export class Raft {
         throw err;
       }
     }
-    if (ents.length === 0 && !sendIfEmpty) return false;
+    if (ents.length === 0) {
+      if (!sendIfEmpty) return false;
+      // Broadcasting a new commit index: a follower with Apps in flight learns it when it acks
+      // them (handleAppendResponse), so skip the empty App; under load this halves the
+      // message count. (Never skipped otherwise: an empty App also recovers lost ones.)
+      if (commitOnly && pr.state === 'replicate' && pr.inflights.count() > 0) return false;
+    }
     const m = newMessage(MessageType.App, this.id, to, this.term);
     m.index = prevIndex;
     m.logTerm = prevTerm;
@@ -255,6 +270,7 @@ export class Raft {
     let bytes = 0;
     for (let i = 0; i < ents.length; i++) bytes += entrySize(ents[i]!);
     pr.updateOnEntriesSend(ents.length, bytes, pr.next);
+    if (pr.sentCommit < m.commit) pr.sentCommit = m.commit;
     return true;
   }
 
@@ -290,15 +306,19 @@ export class Raft {
     const m = newMessage(MessageType.Heartbeat, this.id, to, this.term);
     m.commit = Math.min(pr.match, this.raftLog.committed);
     m.context = ctx;
+    if (pr.sentCommit < m.commit) pr.sentCommit = m.commit;
     this.send(m);
   }
 
-  /** Sends append messages to every other member, in ascending id order. */
-  bcastAppend(): void {
+  /**
+   * Sends append messages to every other member, in ascending id order. `commitOnly`: the
+   * reason is a new commit index, so followers with Apps in flight may be skipped.
+   */
+  bcastAppend(commitOnly = false): void {
     const ids = this.trk.ids;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
-      if (id !== this.id) this.sendAppend(id);
+      if (id !== this.id) this.maybeSendAppend(id, true, commitOnly);
     }
   }
 
@@ -338,7 +358,7 @@ export class Raft {
     if (pr === undefined) return;
     if (pr.maybeUpdate(index) && this.maybeCommit()) {
       this.releasePendingReadIndexMessages();
-      this.bcastAppend();
+      this.bcastAppend(true);
     }
   }
 
@@ -529,7 +549,7 @@ export class Raft {
   private hasUnappliedConfChanges(): boolean {
     const log = this.raftLog;
     if (log.applied >= log.committed) return false;
-    let lo = Math.max(log.applied, this.bootstrapIndex, log.firstIndex() - 1) + 1;
+    let lo = Math.max(log.applied, log.firstIndex() - 1) + 1;
     const hi = log.committed + 1;
     while (lo < hi) {
       const ents = log.slice(lo, hi, log.maxApplyingEntsSize);
@@ -742,6 +762,9 @@ export class Raft {
         }
         this.sendReadIndexResponse(m);
         return;
+      case MessageType.TransferLeader:
+        this.leaderTransfer(transfereeOf(m));
+        return;
       default:
         break;
     }
@@ -786,38 +809,42 @@ export class Raft {
         if (pr.state === 'replicate') pr.becomeProbe();
         this.logger.debug('failed to send message to unreachable peer', { id: this.id, to: m.from });
         return;
-      case MessageType.TransferLeader: {
-        if (pr.isLearner) {
-          this.logger.debug('ignored transferring leadership to a learner', { id: this.id, to: m.from });
-          return;
-        }
-        const transferee = m.from;
-        const last = this.leadTransferee;
-        if (last !== NONE) {
-          if (last === transferee) {
-            this.logger.info('transfer leadership already in progress', { id: this.id, to: transferee });
-            return;
-          }
-          this.abortLeaderTransfer();
-          this.logger.info('aborted previous leadership transfer', { id: this.id, to: last });
-        }
-        if (transferee === this.id) {
-          this.logger.debug('ignored transferring leadership to self', { id: this.id });
-          return;
-        }
-        this.logger.info('starting leadership transfer', { id: this.id, term: this.term, to: transferee });
-        // The transfer must complete within one election timeout.
-        this.electionElapsed = 0;
-        this.leadTransferee = transferee;
-        if (pr.match === this.raftLog.lastIndex()) {
-          this.sendTimeoutNow(transferee);
-        } else {
-          this.sendAppend(transferee);
-        }
-        return;
-      }
       default:
         return;
+    }
+  }
+
+  private leaderTransfer(transferee: NodeId): void {
+    const pr = this.trk.progress.get(transferee);
+    if (pr === undefined) {
+      this.logger.debug('ignored transferring leadership to a non-member', { id: this.id, to: transferee });
+      return;
+    }
+    if (pr.isLearner) {
+      this.logger.debug('ignored transferring leadership to a learner', { id: this.id, to: transferee });
+      return;
+    }
+    const last = this.leadTransferee;
+    if (last !== NONE) {
+      if (last === transferee) {
+        this.logger.info('transfer leadership already in progress', { id: this.id, to: transferee });
+        return;
+      }
+      this.abortLeaderTransfer();
+      this.logger.info('aborted previous leadership transfer', { id: this.id, to: last });
+    }
+    if (transferee === this.id) {
+      this.logger.debug('ignored transferring leadership to self', { id: this.id });
+      return;
+    }
+    this.logger.info('starting leadership transfer', { id: this.id, term: this.term, to: transferee });
+    // The transfer must complete within one election timeout.
+    this.electionElapsed = 0;
+    this.leadTransferee = transferee;
+    if (pr.match === this.raftLog.lastIndex()) {
+      this.sendTimeoutNow(transferee);
+    } else {
+      this.sendAppend(transferee);
     }
   }
 
@@ -893,9 +920,10 @@ export class Raft {
     if (this.maybeCommit()) {
       // The commit index moved within our term: pending reads can be served.
       this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    } else if (oldPaused) {
-      // The follower may have missed our commit index while paused.
+      this.bcastAppend(true);
+    } else if (oldPaused || pr.sentCommit < this.raftLog.committed) {
+      // The follower may have missed our commit index (paused, or skipped while it had Apps
+      // in flight).
       this.sendAppend(m.from);
     }
     // Flow control may now allow several messages at once (e.g. after probe → replicate).

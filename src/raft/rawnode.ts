@@ -116,9 +116,10 @@ export class RawNode {
 
   /**
    * Bootstraps a brand-new cluster: only on an empty storage. Appends one AddVoter ConfChange
-   * entry per peer at term 1, already committed, and applies them internally so the node can
-   * campaign at once. The entries still come out in Ready (to persist, and to apply: calling
-   * applyConfChange again for them is harmless).
+   * entry per peer at term 1, already committed. Like every conf change they take effect when
+   * applied: the first Ready hands them out as committed entries, and the runtime calls
+   * applyConfChange for each (so the configuration at every applied index is the same on all
+   * nodes, restarted or not). Until then the node has no configuration and cannot campaign.
    */
   bootstrap(peers: NodeId[]): void {
     if (!Array.isArray(peers) || peers.length === 0) {
@@ -145,10 +146,6 @@ export class RawNode {
     }));
     r.raftLog.append(ents);
     r.raftLog.committed = ents.length;
-    for (const id of peers) {
-      r.applyConfChange({ type: ConfChangeType.AddVoter, nodeId: id, context: EMPTY_BYTES });
-    }
-    r.bootstrapIndex = ents.length;
   }
 
   /** Advances logical time by one tick (election and heartbeat timeouts). */
@@ -252,8 +249,10 @@ export class RawNode {
     if (!Number.isSafeInteger(transferee) || transferee <= 0) {
       throw new ConfigError(`transferLeader: invalid node id ${transferee}`);
     }
-    // By etcd convention `from` names the transferee.
-    this.raft.step(newMessage(MessageType.TransferLeader, transferee, this.raft.id, 0));
+    // `from` is the sender (as for every message); `index` carries the transferee's id.
+    const m = newMessage(MessageType.TransferLeader, this.raft.id, this.raft.id, 0);
+    m.index = transferee;
+    this.raft.step(m);
   }
 
   /** The transport could not deliver to `id`: stop optimistic pipelining to it. */

@@ -26,6 +26,8 @@ export class Progress {
   msgAppFlowPaused = false;
   readonly inflights: Inflights;
   isLearner: boolean;
+  /** Highest commit index this follower was told about (App or heartbeat); a hint only. */
+  sentCommit = 0;
 
   constructor(next: number, inflights: Inflights, isLearner: boolean, recentActive = false) {
     this.next = next;
@@ -36,6 +38,7 @@ export class Progress {
 
   resetState(state: ProgressState): void {
     this.msgAppFlowPaused = false;
+    this.sentCommit = 0;
     this.pendingSnapshot = 0;
     this.state = state;
     this.inflights.reset();
