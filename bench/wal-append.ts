@@ -529,6 +529,11 @@ async function main(): Promise<void> {
   const parent = flags.strings.get('dir') ?? path.join(repoRoot, 'bench-results');
   fs.mkdirSync(parent, { recursive: true });
   const dir = fs.mkdtempSync(path.join(parent, 'wal-append-'));
+  // Up to a GiB of scratch files: do not leave them behind on Ctrl-C.
+  process.once('SIGINT', () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  });
   // Counting fdatasync calls makes the js group-commit row's syncs/s observable.
   let jsSyncs = 0;
   const js = createJsBackend('bench: pure TypeScript', {
