@@ -19,17 +19,24 @@ export interface NetworkFaults {
 
 export const NO_FAULTS: NetworkFaults = { drop: 0, duplicate: 0, delay: 0, maxDelay: 1 };
 
+/** A message with the node that physically sent it (a forwarded Prop keeps its origin in
+ * `message.from`, but partitions apply to the forwarding hop). */
+export interface Envelope {
+  sender: NodeId;
+  message: Message;
+}
+
 interface Delayed {
   due: number;
   seq: number;
-  message: Message;
+  envelope: Envelope;
 }
 
 export type SendOutcome = 'queued' | 'dropped' | 'blocked';
 
 export class Network {
   faults: NetworkFaults = NO_FAULTS;
-  private readonly due: Message[] = [];
+  private readonly due: Envelope[] = [];
   private readonly delayed: Delayed[] = []; // binary min-heap by (due, seq)
   private seq = 0;
   private readonly blocked = new Set<number>();
@@ -75,45 +82,46 @@ export class Network {
     return links.sort().join(' ');
   }
 
-  send(message: Message, now: number): SendOutcome {
-    if (this.isBlocked(message.from, message.to)) return 'blocked';
+  send(sender: NodeId, message: Message, now: number): SendOutcome {
+    if (this.isBlocked(sender, message.to)) return 'blocked';
     const f = this.faults;
     if (f.drop > 0 && this.random.chance(f.drop)) return 'dropped';
-    this.enqueue(message, now);
-    if (f.duplicate > 0 && this.random.chance(f.duplicate)) this.enqueue(message, now);
+    const envelope: Envelope = { sender, message };
+    this.enqueue(envelope, now);
+    if (f.duplicate > 0 && this.random.chance(f.duplicate)) this.enqueue(envelope, now);
     return 'queued';
   }
 
-  private enqueue(message: Message, now: number): void {
+  private enqueue(envelope: Envelope, now: number): void {
     const f = this.faults;
     if (f.delay > 0 && this.random.chance(f.delay)) {
-      this.pushDelayed({ due: now + 1 + this.random.intn(f.maxDelay), seq: this.seq++, message });
+      this.pushDelayed({ due: now + 1 + this.random.intn(f.maxDelay), seq: this.seq++, envelope });
     } else {
-      this.due.push(message);
+      this.due.push(envelope);
     }
   }
 
   /** Removes and returns a random message that is due at `now`, or null. */
-  take(now: number): Message | null {
+  take(now: number): Envelope | null {
     this.promote(now);
     const n = this.due.length;
     if (n === 0) return null;
     const i = this.random.intn(n);
-    const m = this.due[i] as Message;
-    this.due[i] = this.due[n - 1] as Message;
+    const m = this.due[i] as Envelope;
+    this.due[i] = this.due[n - 1] as Envelope;
     this.due.pop();
     return m;
   }
 
   /** Makes every delayed message due (the healing phase delivers without delay). */
   releaseAll(): void {
-    while (this.delayed.length > 0) this.due.push(this.popDelayed().message);
+    while (this.delayed.length > 0) this.due.push(this.popDelayed().envelope);
   }
 
   /** Moves messages whose delay expired into the due set. */
   promote(now: number): void {
     while (this.delayed.length > 0 && (this.delayed[0] as Delayed).due <= now) {
-      this.due.push(this.popDelayed().message);
+      this.due.push(this.popDelayed().envelope);
     }
   }
 

@@ -52,7 +52,7 @@ export interface HostEnvironment {
   readonly snapshotEvery: number;
   readonly compactKeep: number;
   raftConfig(id: NodeId, storage: MemoryStorage, applied: number): RaftConfig;
-  send(message: Message): void;
+  send(sender: NodeId, message: Message): void;
   /** A ConfChange was applied by this host; `cs` is the resulting membership. */
   confApplied(host: NodeHost, index: number, cs: ConfState): void;
 }
@@ -62,6 +62,12 @@ const PARALLEL_TYPES = new Set<MessageType>([
   MessageType.Heartbeat,
   MessageType.Snap,
   MessageType.TimeoutNow,
+]);
+
+const FORWARDED_TYPES = new Set<MessageType>([
+  MessageType.Prop,
+  MessageType.ReadIndex,
+  MessageType.TransferLeader,
 ]);
 
 const EMPTY_CONF: ConfState = { voters: [], learners: [] };
@@ -216,7 +222,7 @@ export class NodeHost implements LogMirror {
       if (m.from !== this.id) violation(`n${this.id} emitted a message from n${m.from}`);
     }
     const parallelFirst = random.chance(0.5);
-    if (parallelFirst) for (const m of rd.parallelMessages) this.env.send(m);
+    if (parallelFirst) for (const m of rd.parallelMessages) this.env.send(this.id, m);
 
     // Everything below is one durable write, synced if mustSync or a snapshot is involved.
     const prev = this.lastHardState;
@@ -255,11 +261,11 @@ export class NodeHost implements LogMirror {
       this.hardStateUnsynced = true;
     }
     if (rd.hardState !== null && rd.hardState.commit > prev.commit) {
-      checker.onCommitAdvance(this.mirror(), prev.commit, rd.hardState.commit);
+      checker.onCommitAdvance(this.mirror(), prev.commit, rd.hardState.commit, rd.hardState.term);
     }
     if (becameLeader) checker.checkLeaderCompleteness(this.mirror(), newTerm);
 
-    if (!parallelFirst) for (const m of rd.parallelMessages) this.env.send(m);
+    if (!parallelFirst) for (const m of rd.parallelMessages) this.env.send(this.id, m);
     this.inProgress = rd;
   }
 
@@ -274,9 +280,12 @@ export class NodeHost implements LogMirror {
       `msgs=${rd.messages.length} apply=${rd.committedEntries.length}${rd.readStates.length > 0 ? ` reads=${rd.readStates.length}` : ''}`);
 
     for (const m of rd.messages) {
-      if (m.from !== this.id) violation(`n${this.id} emitted a message from n${m.from}`);
+      // Forwarded proposals / read requests / transfer requests keep their origin as `from`.
+      if (m.from !== this.id && !FORWARDED_TYPES.has(m.type)) {
+        violation(`n${this.id} emitted ${MessageType[m.type]} with from=n${m.from}`);
+      }
       this.checkDurableBeforeSend(m);
-      this.env.send(m);
+      this.env.send(this.id, m);
     }
 
     if (rd.snapshot !== null) {
@@ -330,7 +339,8 @@ export class NodeHost implements LogMirror {
   private checkDurableBeforeSend(m: Message): void {
     const synced = this.syncedHardState;
     if (m.type === MessageType.VoteResp && !m.reject) {
-      if (synced.term !== m.term || synced.vote !== m.to) {
+      // Either that vote is durable, or a later term is (then no other vote in m.term can follow).
+      if (synced.term < m.term || (synced.term === m.term && synced.vote !== m.to)) {
         violation(`n${this.id} granted its vote to n${m.to} in term ${m.term} before that vote ` +
           `was durable (durable term/vote ${synced.term}/${synced.vote})`);
       }

@@ -67,7 +67,7 @@ describe('simulation checker catches violations', () => {
     const c = new Checker();
     const a = mirror(1);
     c.onPersistEntries(a, [entry(1, 1, 10), entry(2, 1, 20)]);
-    c.onCommitAdvance(a, 0, 2);
+    c.onCommitAdvance(a, 0, 2, 1);
     const b = mirror(2);
     c.onPersistEntries(b, [entry(1, 1, 10)]);
     c.onLeader(2, 2, 'test');

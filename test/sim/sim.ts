@@ -82,6 +82,7 @@ export interface SimStats {
 export function chooseParams(random: SimRandom): SimParams {
   const electionTick = random.pick([5, 10, 10, 20]);
   const checkQuorum = random.chance(0.5);
+  const maxSizePerMsg = random.pick([64, 256, 4096, 1 << 20]);
   return {
     nodes: random.chance(0.5) ? 3 : 5,
     electionTick,
@@ -89,9 +90,10 @@ export function chooseParams(random: SimRandom): SimParams {
     preVote: random.chance(0.5),
     checkQuorum,
     readOnlyOption: checkQuorum && random.chance(0.3) ? 'lease-based' : 'safe',
-    maxSizePerMsg: random.pick([64, 256, 4096, 1 << 20]),
+    maxSizePerMsg,
     maxInflightMsgs: random.pick([1, 2, 8, 256]),
-    maxInflightBytes: random.pick([0, 0, 512, 8192]),
+    // The core requires maxInflightBytes ≥ maxSizePerMsg (or 0 = unlimited).
+    maxInflightBytes: random.pick([0, 0, 1, 4]) * maxSizePerMsg,
     maxUncommittedEntriesSize: random.pick([0, 0, 0, 1024]),
     maxCommittedSizePerReady: random.pick([64, 1024, 1 << 20]),
     snapshotEvery: random.pick([3, 10, 30, 100, Number.POSITIVE_INFINITY]),
@@ -186,7 +188,7 @@ export class Sim implements HostEnvironment {
 
   // ------------------------------------------------------------------ network plumbing
 
-  send(m: Message): void {
+  send(sender: NodeId, m: Message): void {
     this.stats.messages++;
     if (m.type === MessageType.App || m.type === MessageType.Heartbeat ||
         m.type === MessageType.Snap || m.type === MessageType.TimeoutNow) {
@@ -195,23 +197,25 @@ export class Sim implements HostEnvironment {
     }
     if (m.type === MessageType.Snap) this.stats.snapshotsSent++;
     const copy = this.params.codec ? decodeMessage(encodeMessage(m)) : { ...m, entries: m.entries.slice() };
-    const outcome = this.network.send(copy, this.now);
+    const outcome = this.network.send(sender, copy, this.now);
     if (outcome !== 'queued') {
-      this.trace.add(outcome === 'blocked' ? 'send-blocked' : 'send-lost', m.from, m);
-      const sender = this.hosts.get(m.from);
-      if (sender !== undefined && sender.running && outcome === 'blocked' && this.random.chance(0.3)) {
-        // A transport notices the unreachable peer now and then.
-        sender.tryInput('reportUnreachable', (raw) => raw.reportUnreachable(m.to));
-        if (m.type === MessageType.Snap) sender.tryInput('reportSnapshot', (raw) => raw.reportSnapshot(m.to, false));
+      this.trace.add(outcome === 'blocked' ? 'send-blocked' : 'send-lost', sender, m);
+      // A transport knows when a snapshot transfer fails and must say so (or the leader
+      // waits for it forever); unreachable peers are reported now and then.
+      if (m.type === MessageType.Snap) this.reportSnapshot(sender, m.to, false);
+      const host = this.hosts.get(sender);
+      if (host !== undefined && host.running && outcome === 'blocked' && this.random.chance(0.3)) {
+        host.tryInput('reportUnreachable', (raw) => raw.reportUnreachable(m.to));
       }
     }
   }
 
   deliverOne(): boolean {
-    const m = this.network.take(this.now);
-    if (m === null) return false;
+    const envelope = this.network.take(this.now);
+    if (envelope === null) return false;
+    const m = envelope.message;
     const target = this.hosts.get(m.to);
-    if (target === undefined || !target.running || this.network.isBlocked(m.from, m.to)) {
+    if (target === undefined || !target.running || this.network.isBlocked(envelope.sender, m.to)) {
       this.trace.add('deliver-lost', m.to, m, target?.running ? 'partitioned' : 'target down');
       if (m.type === MessageType.Snap) this.reportSnapshot(m.from, m.to, false);
       return true;
@@ -306,6 +310,8 @@ export class Sim implements HostEnvironment {
     for (let i = 0; i < this.params.nodes; i++) ids.push(this.addHost().id);
     for (const host of this.hostList) host.startFresh(ids);
     this.conf = { voters: ids, learners: [] };
+    this.confIndex = ids.length;
+    this.checker.bootstrapEntries = ids.length;
     this.trace.add('bootstrap', 0, null, `voters ${ids.join(',')}`);
   }
 
@@ -391,9 +397,16 @@ export class Sim implements HostEnvironment {
     const leader = this.currentLeader();
     const states = this.hostList.filter((h) => h.state !== 'retired').map((h) =>
       `n${h.id}:${h.role}/t${h.term}/lead${h.leader}/applied${h.smApplied}${this.isMember(h.id) ? '' : '(non-member)'}`).join(' ');
+    let progress = '';
+    if (leader?.raw) {
+      const st = leader.raw.status();
+      progress = ' leader progress: ' + Object.entries(st.progress ?? {}).map(([id, p]) =>
+        `n${id}:${p.state}/match${p.match}/next${p.next}/inflight${p.inflight}/pendingSnap${p.pendingSnapshot}/active${p.recentActive}`).join(' ') +
+        ` leader snapshot=${leader.storage.snapshot().metadata.index} first=${leader.storage.firstIndex()}`;
+    }
     violation(`liveness: ${maxTicks} ticks after healing, ` +
       (leader === null ? 'no leader was elected' : `leader n${leader.id} but writes not applied everywhere (goal ${goal})`) +
-      `; members ${describeConf(this.conf)}; ${states}`);
+      `; members ${describeConf(this.conf)}; ${states};${progress}`);
   }
 
   writeApplied(writeId: number): boolean {
