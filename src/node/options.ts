@@ -81,6 +81,8 @@ export interface RaftNodeOptions<R = unknown> {
   snapshotCatchUpEntries?: number;
   /** WAL write mode. Default 'auto' (O_DIRECT where usable, else buffered). */
   walMode?: WalModeName;
+  /** Size WAL segments are preallocated to. Default 64 MiB. */
+  walSegmentBytes?: number;
   /** Directory-fsync policy of the WAL. Default 'auto' (warn once where unsupported). */
   dirSync?: DirSyncPolicy;
   /** Default true. */
@@ -121,6 +123,7 @@ export interface ResolvedOptions<R> {
   snapshotCount: number;
   snapshotCatchUpEntries: number;
   walMode: WalModeName;
+  walSegmentBytes: number | null;
   dirSync: DirSyncPolicy;
   preVote: boolean;
   checkQuorum: boolean;
@@ -227,6 +230,7 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
     snapshotCount: positiveInt('snapshotCount', o.snapshotCount, 10_000),
     snapshotCatchUpEntries: positiveInt('snapshotCatchUpEntries', o.snapshotCatchUpEntries, 10_000, 0),
     walMode,
+    walSegmentBytes: o.walSegmentBytes === undefined ? null : positiveInt('walSegmentBytes', o.walSegmentBytes, 0, 4096),
     dirSync,
     preVote: o.preVote ?? true,
     checkQuorum: o.checkQuorum ?? true,

@@ -1,0 +1,187 @@
+/**
+ * The node's durable storage: the WAL (src/wal) for entries, hard state and snapshot markers,
+ * and the snapshotter (src/snap) for snapshot files, under one data directory:
+ *
+ *   <dataDir>/wal/   segments (src/wal)
+ *   <dataDir>/snap/  snapshot files (src/snap)
+ *
+ * Start-up follows etcd: pick the newest snapshot that the WAL knows about (its marker is in
+ * the log) AND that a durable commit covers (marker index ≤ the last hard state's commit),
+ * then replay the WAL from that marker. Any error from a write makes the storage unusable; the
+ * runtime turns that into a fail-stop.
+ */
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { Entry, HardState, NodeId, Snapshot } from '../raft/types.js';
+import { Snapshotter } from './snapshotter-shim.js'; // TODO: '../snap/index.js' once it lands
+import type { WalBackend } from '../wal/backend.js';
+import { WalSnapshotNotFoundError } from '../wal/errors.js';
+import { Wal, type WalStatus } from '../wal/wal.js';
+import type { DirSyncPolicy, NodeLogger, WalModeName } from './options.js';
+
+/** Snapshot files kept besides the newest (older ones are purged after each snapshot). */
+const SNAPSHOTS_KEPT = 3;
+
+export interface Replay {
+  /** The newest valid snapshot (its data still wrapped by the runtime's envelope), or null. */
+  snapshot: Snapshot | null;
+  hardState: HardState;
+  /** Entries after the snapshot, in index order. */
+  entries: Entry[];
+}
+
+export interface NodeStorageStatus extends WalStatus {
+  snapDir: string;
+  lastSnapshotIndex: number;
+}
+
+export interface NodeStorageOptions {
+  dir: string;
+  nodeId: NodeId;
+  clusterId: string;
+  walMode: WalModeName;
+  dirSync: DirSyncPolicy;
+  logger: NodeLogger;
+  walBackend: WalBackend | null;
+  walSegmentBytes: number | null;
+}
+
+/** FNV-1a: the WAL's metadata wants a numeric cluster id; ours is a string. */
+export function clusterIdHash(clusterId: string): number {
+  let h = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(clusterId)) {
+    h ^= byte;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+export class NodeStorage {
+  private lastSnapshotIndex: number;
+  private lastStatus: WalStatus;
+
+  private constructor(
+    private readonly wal: Wal,
+    private readonly snapshotter: Snapshotter,
+    private readonly snapDir: string,
+    lastSnapshotIndex: number,
+  ) {
+    this.lastSnapshotIndex = lastSnapshotIndex;
+    this.lastStatus = wal.status();
+  }
+
+  static async open(o: NodeStorageOptions): Promise<{ storage: NodeStorage; replay: Replay }> {
+    const walDir = path.join(o.dir, 'wal');
+    const snapDir = path.join(o.dir, 'snap');
+    await mkdir(snapDir, { recursive: true });
+    const walLogger = {
+      warn: (message: string) => o.logger.warn(message),
+      info: (message: string) => o.logger.info(message),
+    };
+    const walOptions = {
+      mode: o.walMode,
+      dirSync: o.dirSync,
+      logger: walLogger,
+      ...(o.walBackend !== null ? { backend: o.walBackend } : {}),
+      ...(o.walSegmentBytes !== null ? { segmentBytes: o.walSegmentBytes } : {}),
+    };
+    const metadata = { nodeId: o.nodeId, clusterId: clusterIdHash(o.clusterId) };
+    const snapshotter = new Snapshotter(snapDir, { logger: walLogger });
+
+    if (!Wal.exists(walDir)) {
+      const wal = await Wal.create(walDir, { ...walOptions, metadata });
+      o.logger.info('created a new WAL', { dir: walDir });
+      return {
+        storage: new NodeStorage(wal, snapshotter, snapDir, 0),
+        replay: { snapshot: null, hardState: { term: 0, vote: 0, commit: 0 }, entries: [] },
+      };
+    }
+
+    // Newest snapshot first; fall back to older ones the WAL can replay from.
+    let rejectedAbove = Number.POSITIVE_INFINITY;
+    for (;;) {
+      const snapshot = await snapshotter.loadNewest({ maxIndex: rejectedAbove - 1 });
+      const marker = snapshot === null ? { index: 0, term: 0 } : { index: snapshot.metadata.index, term: snapshot.metadata.term };
+      let opened;
+      try {
+        opened = await Wal.open(walDir, { ...walOptions, snapshot: marker });
+      } catch (err) {
+        if (err instanceof WalSnapshotNotFoundError && snapshot !== null) {
+          o.logger.warn('snapshot file is not known to the WAL (crash between saving it and its marker?); trying an older one', {
+            index: marker.index,
+            detail: err.message,
+          });
+          rejectedAbove = marker.index;
+          continue;
+        }
+        throw err;
+      }
+      if (opened.metadata.nodeId !== o.nodeId) {
+        await opened.wal.close();
+        throw new Error(
+          `the WAL in ${walDir} belongs to node ${opened.metadata.nodeId}, not to node ${o.nodeId}: wrong --id or data directory`,
+        );
+      }
+      if (opened.metadata.clusterId !== metadata.clusterId) {
+        await opened.wal.close();
+        throw new Error(`the WAL in ${walDir} belongs to another cluster (cluster id hash ${opened.metadata.clusterId}, expected ${metadata.clusterId} for '${o.clusterId}')`);
+      }
+      if (snapshot !== null && opened.hardState.commit < marker.index) {
+        // The marker of a snapshot received from the leader is written before the hard state
+        // that commits it; a crash in between leaves a snapshot no durable commit covers.
+        await opened.wal.close();
+        o.logger.warn('newest snapshot is not covered by a durable commit yet; using an older one', {
+          index: marker.index,
+          commit: opened.hardState.commit,
+        });
+        rejectedAbove = marker.index;
+        continue;
+      }
+      if (opened.repair !== null) {
+        o.logger.warn('WAL tail was torn and has been repaired', { ...opened.repair });
+      }
+      return {
+        storage: new NodeStorage(opened.wal, snapshotter, snapDir, marker.index),
+        replay: { snapshot, hardState: opened.hardState, entries: opened.entries },
+      };
+    }
+  }
+
+  /** Entries first, then the hard state; fsync when `sync`. */
+  save(hardState: HardState | null, entries: Entry[], sync: boolean): Promise<void> {
+    return this.wal.save(hardState, entries, { sync });
+  }
+
+  /** The snapshot file (synced) first, then its WAL marker (synced). */
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    await this.snapshotter.save(snapshot);
+    await this.wal.saveSnapshot({ index: snapshot.metadata.index, term: snapshot.metadata.term });
+    this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, snapshot.metadata.index);
+  }
+
+  /** Releases WAL segments before `index` and purges old snapshot files. */
+  async releaseTo(index: number): Promise<void> {
+    await this.wal.releaseTo(index);
+    await this.snapshotter.purge(SNAPSHOTS_KEPT);
+  }
+
+  status(): NodeStorageStatus {
+    try {
+      this.lastStatus = this.wal.status();
+    } catch {
+      // a closed WAL: report what we saw last
+    }
+    return { ...this.lastStatus, snapDir: this.snapDir, lastSnapshotIndex: this.lastSnapshotIndex };
+  }
+
+  /** The first error that failed the WAL, or null. */
+  get failure(): Error | null {
+    return this.wal.failed;
+  }
+
+  async close(): Promise<void> {
+    await this.wal.close();
+  }
+}
