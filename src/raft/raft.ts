@@ -98,6 +98,8 @@ export class Raft {
   electionElapsed = 0;
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
+  /** An explicit campaign() waits for committed entries to be applied (see requestCampaign). */
+  deferredCampaign = false;
   /** ReadIndex requests received before this leader committed an entry of its term. */
   pendingReadIndexMessages: Message[] = [];
 
@@ -523,6 +525,30 @@ export class Raft {
   promotable(): boolean {
     const pr = this.trk.progress.get(this.id);
     return pr !== undefined && !pr.isLearner && !this.raftLog.hasNextOrInProgressSnapshot();
+  }
+
+  /**
+   * An explicit campaign request (RawNode.campaign). If the node cannot campaign yet only
+   * because committed entries (possibly conf changes, e.g. right after bootstrap) are not
+   * applied, the request is remembered and retried after the next advance().
+   */
+  requestCampaign(): void {
+    this.deferredCampaign = false;
+    this.step(newMessage(MessageType.Hup, this.id, this.id, 0));
+    if (this.state === Role.Follower && this.raftLog.applied < this.raftLog.committed) {
+      this.deferredCampaign = true;
+    }
+  }
+
+  /** Retries a deferred campaign request once entries were applied (RawNode.advance). */
+  retryDeferredCampaign(): void {
+    if (!this.deferredCampaign) return;
+    if (this.state !== Role.Follower || this.lead !== NONE) {
+      // Something happened meanwhile (an election, a leader appeared): the request is moot.
+      this.deferredCampaign = false;
+      return;
+    }
+    this.requestCampaign();
   }
 
   private hup(t: CampaignType): void {
@@ -1096,6 +1122,18 @@ export class Raft {
   private restore(s: Snapshot): boolean {
     const log = this.raftLog;
     if (s.metadata.index <= log.committed) return false;
+    if (log.applying > log.applied) {
+      // Committed entries handed out in a Ready are being applied right now; restoring would
+      // replace the configuration under them (their conf changes would then be applied to
+      // the snapshot's configuration). Refuse; the leader sends the snapshot again.
+      this.logger.info('not restoring snapshot while committed entries are being applied', {
+        id: this.id,
+        index: s.metadata.index,
+        applying: log.applying,
+        applied: log.applied,
+      });
+      return false;
+    }
     if (this.state !== Role.Follower) {
       // Defense in depth: should be impossible (callers become followers first).
       this.logger.warn('attempted to restore snapshot as non-follower; should never happen', { id: this.id });

@@ -153,9 +153,13 @@ export class RawNode {
     this.raft.tick();
   }
 
-  /** Starts an election now (with a pre-vote round if preVote is on). */
+  /**
+   * Starts an election now (with a pre-vote round if preVote is on). Right after bootstrap (or
+   * whenever committed entries are not yet applied) the node may not know its configuration
+   * yet; the request is then retried after advance() has applied them.
+   */
   campaign(): void {
-    this.raft.step(newMessage(MessageType.Hup, this.raft.id, this.raft.id, 0));
+    this.raft.requestCampaign();
   }
 
   /**
@@ -366,6 +370,7 @@ export class RawNode {
       log.appliedTo(last.index);
       r.reduceUncommittedSize(payloadsSize(rd.committedEntries));
     }
+    r.retryDeferredCampaign();
   }
 
   status(): Status {
