@@ -310,6 +310,9 @@ export class PeerSender {
           this.sentMessages += batch.length;
           this.sentBatches++;
           this.sentBytes += body.byteLength;
+          if (this.consecutiveFailures > 0) {
+            this.ctx.logger.info('transport: peer reachable again', { peer: this.id, url: this.url });
+          }
           this.consecutiveFailures = 0;
           this.backoffUntil = 0;
         } else {
@@ -324,8 +327,9 @@ export class PeerSender {
     this.droppedMessages += messages;
     const backoff = status === 0 || statusMeansBackoff(status);
     const fields = { peer: this.id, url: this.url, status, reason, messages };
-    // A dead peer fails every request: log the first failure of an outage only.
-    if (backoff && this.isBackingOff()) this.ctx.logger.debug('transport: send failed', fields);
+    // A dead peer fails every request and every probe: warn once per outage.
+    const ongoingOutage = backoff && (this.consecutiveFailures > 0 || this.isBackingOff());
+    if (ongoingOutage) this.ctx.logger.debug('transport: send failed', fields);
     else this.ctx.logger.warn('transport: send failed', fields);
     if (backoff) this.enterBackoff();
     this.reportUnreachableNow();

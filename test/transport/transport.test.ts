@@ -276,7 +276,13 @@ describe('transport', function () {
     await probe.stop();
 
     const inbox = newInbox();
-    const a = await started(makeNode(1, inbox, { backoff: { initialMs: 500, maxMs: 1000 } }));
+    const logged: string[] = [];
+    const logger = {
+      debug: () => {},
+      info: (m: string) => logged.push(`info ${m}`),
+      warn: (m: string) => logged.push(`warn ${m}`),
+    };
+    const a = await started(makeNode(1, inbox, { backoff: { initialMs: 500, maxMs: 1000 }, logger }));
     a.addPeer(2, `http://127.0.0.1:${port}`);
     a.send([msg(MessageType.Heartbeat, 1, 2)]);
     await waitFor(() => a.stats().peers[0]!.failures === 1, 'first failure');
@@ -316,6 +322,9 @@ describe('transport', function () {
     assert.equal(a.stats().peers[0]!.backingOff, false, 'a success clears the backoff');
     const indexes = backInbox.messages.map((m) => m.index);
     assert.deepEqual(indexes, [...indexes].sort((x, y) => x - y), 'in order after recovery');
+    // One warning per outage, one note when it ends.
+    assert.equal(logged.filter((l) => l === 'warn transport: send failed').length, 1, logged.join('\n'));
+    assert.equal(logged.filter((l) => l === 'info transport: peer reachable again').length, 1, logged.join('\n'));
   });
 
   it('splits batches to fit bodyBytesMax and drops a message that can never fit', async function () {
