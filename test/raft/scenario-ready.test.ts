@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { MessageType, Role, type Message } from '../../src/raft/types.js';
-import { Cluster, TestNode, bytes, ent, makeLeader, msg, reportSeedOnFailure, TEST_SEED } from './harness.js';
+import { Cluster, TestNode, acceptAll, bytes, ent, makeLeader, msg, reportSeedOnFailure, TEST_SEED } from './harness.js';
 
 const ELECTION = 10;
 const types = (ms: Message[]): string[] => ms.map((m) => MessageType[m.type]!);
@@ -55,7 +55,8 @@ describe('Ready ordering', function () {
 
   it("a leader's appends and heartbeats may go out in parallel with its own write", function () {
     const tn = new TestNode(1, { voters: [1, 2, 3], electionTick: ELECTION });
-    makeLeader(tn, [2]);
+    acceptAll(tn, makeLeader(tn, [2])); // followers in replicate state
+    tn.drain();
     tn.node.propose(bytes('x'));
     const rd = tn.node.ready();
     assert.equal(rd.entries.length, 1);
@@ -67,8 +68,10 @@ describe('Ready ordering', function () {
 
   it('a leader that steps down before ready() emits no parallel messages', function () {
     const tn = new TestNode(1, { voters: [1, 2, 3], electionTick: ELECTION });
-    makeLeader(tn, [2]);
+    acceptAll(tn, makeLeader(tn, [2]));
+    tn.drain();
     tn.node.propose(bytes('x')); // queues Apps of term 1
+    tn.tick(); // and heartbeats
     tn.step(msg({ type: MessageType.Heartbeat, from: 3, to: 1, term: 5 }));
     assert.equal(tn.role, Role.Follower);
     const rd = tn.node.ready();
