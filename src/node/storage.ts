@@ -15,7 +15,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Entry, HardState, NodeId, Snapshot } from '../raft/types.js';
-import { Snapshotter } from './snapshotter-shim.js'; // TODO: '../snap/index.js' once it lands
+import { Snapshotter } from '../snap/index.js';
 import type { WalBackend } from '../wal/backend.js';
 import { WalSnapshotNotFoundError } from '../wal/errors.js';
 import { Wal, type WalStatus } from '../wal/wal.js';
@@ -88,7 +88,11 @@ export class NodeStorage {
       ...(o.walSegmentBytes !== null ? { segmentBytes: o.walSegmentBytes } : {}),
     };
     const metadata = { nodeId: o.nodeId, clusterId: clusterIdHash(o.clusterId) };
-    const snapshotter = new Snapshotter(snapDir, { logger: walLogger });
+    const snapshotter = new Snapshotter(snapDir, {
+      dirSync: o.dirSync,
+      logger: walLogger,
+      ...(o.walBackend !== null ? { backend: o.walBackend } : {}),
+    });
 
     if (!Wal.exists(walDir)) {
       const wal = await Wal.create(walDir, { ...walOptions, metadata });
@@ -102,7 +106,10 @@ export class NodeStorage {
     // Newest snapshot first; fall back to older ones the WAL can replay from.
     let rejectedAbove = Number.POSITIVE_INFINITY;
     for (;;) {
-      const snapshot = await snapshotter.loadNewest({ maxIndex: rejectedAbove - 1 });
+      const limit = rejectedAbove;
+      const loaded = await snapshotter.loadNewest({ accept: (m) => m.index < limit });
+      for (const b of loaded.broken) o.logger.warn('corrupt snapshot file set aside', { ...b });
+      const snapshot = loaded.snapshot;
       const marker = snapshot === null ? { index: 0, term: 0 } : { index: snapshot.metadata.index, term: snapshot.metadata.term };
       let opened;
       try {
