@@ -19,7 +19,7 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '200000' },
     'entry-bytes': { type: 'string', default: '256' },
     'per-turn': { type: 'string', default: '64' },
-    pipelining: { type: 'string', default: '16' },
+    pipelining: { type: 'string', default: '8' },
   },
 });
 const total = Number(values.messages);

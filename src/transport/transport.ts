@@ -63,7 +63,7 @@ export class Transport {
     if (!(backoff.initialMs > 0 && backoff.maxMs >= backoff.initialMs)) {
       throw new RangeError('backoff needs 0 < initialMs <= maxMs');
     }
-    const pipelining = opts.pipelining ?? 16;
+    const pipelining = opts.pipelining ?? 8;
     if (!Number.isInteger(pipelining) || pipelining < 1) {
       throw new RangeError(`pipelining must be a positive integer, got ${pipelining}`);
     }

@@ -75,7 +75,9 @@ export interface TransportOptions {
   onSnapshotStatus(id: NodeId, ok: boolean): void;
   limits?: Partial<TransportLimits>;
   logger?: TransportLogger;
-  /** Requests allowed in flight on one peer connection (HTTP/1.1 pipelining depth). Default 16. */
+  /** Requests allowed in flight on one peer connection (HTTP/1.1 pipelining depth). Default 8:
+   * deep enough to hide round trips, shallow enough that a busy peer makes messages queue up
+   * here, where they are batched into fewer, larger requests. */
   pipelining?: number;
   backoff?: Partial<BackoffOptions>;
   /** Time to wait for a peer's response to a message batch before failing it. Default 5000. */
