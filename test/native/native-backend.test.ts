@@ -1,0 +1,535 @@
+/**
+ * The native addon through src/wal/native-backend.ts, on real files: every mode, auto on tmpfs,
+ * group commit ordering, the failed state (test-only fault hook), directory sync on a FIFO
+ * (a real kernel EINVAL), scans of crafted corruptions (checked against the TypeScript scanner
+ * in src/wal/frame.ts), and direct-mode padding.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  RecordType,
+  SegmentFailedError,
+  type RecordInput,
+  type ScanResult,
+  type SegmentFile,
+  type WalBackend,
+  type WalModeOption,
+} from '../../src/wal/backend.js';
+import { encodeFrames, encodeSegmentHeader, scanBuffer } from '../../src/wal/frame.js';
+import { createJsBackend } from '../../src/wal/js-backend.js';
+import {
+  loadNativeBackend,
+  nativeSegmentTestHooks,
+  rawWriteSyncLoop,
+} from '../../src/wal/native-backend.js';
+
+const SEED = Number(process.env.RAFTKV_TEST_SEED ?? Date.now() % 1_000_000_007);
+
+function makeRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function payload(length: number, fill: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = (fill * 31 + i * 17) & 0xff;
+  return bytes;
+}
+
+function entry(length: number, fill: number): RecordInput {
+  return { type: RecordType.Entry, payload: payload(length, fill) };
+}
+
+function headerRecord(salt: number, prevCrc: number, blockSize = 0): RecordInput {
+  return {
+    type: RecordType.SegmentHeader,
+    payload: encodeSegmentHeader({ blockSize, seq: 0, firstIndex: 1, salt, prevCrc }),
+  };
+}
+
+/** Only what both scanners must agree on (payloads compared by content). */
+function comparable(scan: ScanResult) {
+  return {
+    fileBytes: scan.fileBytes,
+    records: scan.records.map((r) => ({
+      offset: r.offset,
+      type: r.type,
+      crc: r.crc,
+      payload: Buffer.from(r.payload).toString('hex'),
+    })),
+    validEndOffset: scan.validEndOffset,
+    lastCrc: scan.lastCrc,
+    stop: scan.stop,
+  };
+}
+
+describe('native addon (src/wal/native-backend.ts)', function () {
+  let native: WalBackend;
+  let dir: string;
+
+  before(function () {
+    native = loadNativeBackend();
+    assert.equal(native.name, 'native');
+  });
+  beforeEach(function () {
+    // On the checkout's filesystem (disk-backed: O_DIRECT works there), not tmpfs.
+    const base = path.join(process.cwd(), 'build');
+    fs.mkdirSync(base, { recursive: true });
+    dir = fs.mkdtempSync(path.join(base, 'native-test-'));
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.log(`      seed: RAFTKV_TEST_SEED=${SEED}`);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function openFresh(mode: WalModeOption, salt = 0x5eed, size = 1 << 20): Promise<SegmentFile> {
+    const file = path.join(dir, `seg-${mode}-${Math.floor(Math.random() * 1e9)}.wal`);
+    await native.createSegmentFile(file, size, 'zero');
+    return native.openSegment(file, { mode, offset: 0, prevCrc: 0, salt });
+  }
+
+  it('crc32c matches the known vector and the TypeScript implementation', function () {
+    assert.equal(native.crc32c(Buffer.from('123456789'), 0), 0xe3069283);
+    const js = createJsBackend('comparison');
+    const random = makeRandom(SEED);
+    for (let i = 0; i < 200; i++) {
+      const data = payload(Math.floor(random() * 3000), i);
+      const seed = Math.floor(random() * 2 ** 32);
+      assert.equal(native.crc32c(data, seed), js.crc32c(data, seed));
+    }
+  });
+
+  for (const mode of ['buffered', 'direct', 'dsync'] as const) {
+    it(`writes, syncs and scans back a segment in ${mode} mode on a real file`, async function () {
+      const segment = await openFresh(mode, 77);
+      assert.equal(segment.mode, mode);
+      assert.match(segment.modeReason, new RegExp(mode));
+      assert.equal(segment.blockSize, mode === 'direct' ? segment.blockSize : 0);
+      if (mode === 'direct') assert.ok(segment.blockSize >= 4096);
+      const first = await segment.append([headerRecord(77, 0, segment.blockSize)], true);
+      const batches = [[entry(10, 1)], [entry(4000, 2), entry(1, 3)], [entry(300, 4)]];
+      let last = first;
+      for (const batch of batches) {
+        last = await segment.append(batch, true);
+        assert.ok(last.endOffset > first.endOffset);
+      }
+      await segment.close();
+      const scan = await native.scanSegment(segment.path, { prevCrc: 0 });
+      assert.equal(scan.stop.reason, 'zero');
+      assert.equal(scan.validEndOffset, last.endOffset);
+      assert.equal(scan.lastCrc, last.lastCrc);
+      const written = scan.records.filter((r) => r.type !== RecordType.Pad);
+      const expected = [headerRecord(77, 0, segment.blockSize), ...batches.flat()];
+      assert.deepEqual(
+        written.map((r) => Buffer.from(r.payload).toString('hex')),
+        expected.map((r) => Buffer.from(r.payload).toString('hex')),
+      );
+      assert.deepEqual(comparable(scan), comparable(scanBuffer(fs.readFileSync(segment.path), { prevCrc: 0, path: segment.path })));
+    });
+  }
+
+  it('buffered files are byte-identical to the TypeScript framing of the same records', async function () {
+    const segment = await openFresh('buffered', 0xabcdef, 64 * 1024);
+    const batches = [[headerRecord(0xabcdef, 0)], [entry(5, 1), entry(8, 2)], [entry(1000, 3)]];
+    for (const batch of batches) await segment.append(batch, true);
+    await segment.close();
+    const expected = encodeFrames(batches.flat(), 0, 0xabcdef).bytes;
+    const bytes = fs.readFileSync(segment.path);
+    assert.deepEqual(bytes.subarray(0, expected.length), Buffer.from(expected));
+    assert.ok(bytes.subarray(expected.length).every((b) => b === 0));
+  });
+
+  it('auto on tmpfs (/dev/shm) picks buffered and says why', async function () {
+    assert.equal(native.filesystemType('/dev/shm'), 'tmpfs');
+    const shm = fs.mkdtempSync('/dev/shm/raftkv-native-test-');
+    try {
+      const file = path.join(shm, 'seg.wal');
+      await native.createSegmentFile(file, 64 * 1024, 'zero');
+      const segment = await native.openSegment(file, { mode: 'auto', offset: 0, prevCrc: 0, salt: 1 });
+      assert.equal(segment.mode, 'buffered');
+      assert.equal(segment.blockSize, 0);
+      assert.match(segment.modeReason, /^auto: buffered on tmpfs \(.+\)$/);
+      await segment.close();
+    } finally {
+      fs.rmSync(shm, { recursive: true, force: true });
+    }
+  });
+
+  it('auto on a disk-backed filesystem picks direct where O_DIRECT works', async function () {
+    const probe = native.probeDirectIo(dir);
+    const segment = await openFresh('auto');
+    assert.equal(segment.mode, probe.usable ? 'direct' : 'buffered');
+    assert.match(segment.modeReason, /^auto: (direct|buffered) on \S+ \(.+\)$/);
+    await segment.close();
+  });
+
+  it('group commit: batches queued while the writer is busy go out in one write + one sync, in order', async function () {
+    const segment = await openFresh('buffered', 9, 4 << 20);
+    await segment.append([headerRecord(9, 0)], true);
+    const hooks = nativeSegmentTestHooks(segment);
+    const before = hooks.stats();
+    hooks.hold(true);
+    const resolvedOrder: number[] = [];
+    const promises = Array.from({ length: 200 }, (_, i) =>
+      segment.append([entry(1 + ((i * 37) % 500), i)], i % 2 === 0).then((result) => {
+        resolvedOrder.push(i);
+        return result;
+      }),
+    );
+    hooks.hold(false);
+    const results = await Promise.all(promises);
+    const after = hooks.stats();
+    assert.equal(after.writes - before.writes, 1, 'one write for 200 batches');
+    assert.equal(after.syncs - before.syncs, 1, 'one fdatasync for 200 batches');
+    assert.deepEqual(resolvedOrder, Array.from({ length: 200 }, (_, i) => i));
+    for (let i = 1; i < results.length; i++) assert.ok(results[i]!.endOffset > results[i - 1]!.endOffset);
+    await segment.close();
+    const scan = await native.scanSegment(segment.path, { prevCrc: 0 });
+    assert.equal(scan.records.length, 201);
+    // Each batch's endOffset is exactly where its record ends and the next one starts.
+    results.forEach((result, i) => {
+      const next = scan.records[i + 2];
+      assert.equal(result.endOffset, next === undefined ? scan.validEndOffset : next.offset);
+      assert.equal(result.lastCrc, scan.records[i + 1]!.crc);
+    });
+  });
+
+  it('group commit: 1000 concurrent single-record appends resolve in order and all land', async function () {
+    const segment = await openFresh('buffered', 10, 4 << 20);
+    await segment.append([headerRecord(10, 0)], true);
+    const hooks = nativeSegmentTestHooks(segment);
+    const before = hooks.stats();
+    const order: number[] = [];
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        segment.append([entry(64, i)], true).then((r) => {
+          order.push(i);
+          return r;
+        }),
+      ),
+    );
+    assert.deepEqual(order, Array.from({ length: 1000 }, (_, i) => i));
+    for (let i = 1; i < results.length; i++) assert.equal(results[i]!.endOffset - results[i - 1]!.endOffset, 80);
+    const syncs = hooks.stats().syncs - before.syncs;
+    assert.ok(syncs >= 1 && syncs < 1000, `merged into fewer syncs (${syncs})`);
+    await segment.close();
+    const scan = await native.scanSegment(segment.path, { prevCrc: 0 });
+    assert.equal(scan.records.length, 1001);
+    scan.records.slice(1).forEach((r, i) => assert.deepEqual(r.payload, payload(64, i)));
+  });
+
+  it('a failed fdatasync fails the segment: the original error every later time, never retried', async function () {
+    const segment = await openFresh('buffered');
+    await segment.append([headerRecord(0x5eed, 0)], true);
+    const hooks = nativeSegmentTestHooks(segment);
+    hooks.setFault('fdatasync', 'EIO');
+    const first = await segment.append([entry(10, 1)], true).then(
+      () => assert.fail('append must reject'),
+      (error: unknown) => error,
+    );
+    assert.ok(first instanceof SegmentFailedError);
+    const cause = first.cause as NodeJS.ErrnoException;
+    assert.equal(cause.code, 'EIO');
+    assert.equal(cause.syscall, 'fdatasync');
+    assert.equal(cause.path, segment.path);
+    assert.equal(segment.failure, cause);
+    const stats = hooks.stats();
+    // The fault was one-shot: a retry would now succeed, so any success below means a retry.
+    for (const attempt of [() => segment.append([entry(5, 2)], true), () => segment.sync(), () => segment.append([entry(5, 3)], false)]) {
+      await assert.rejects(attempt(), (error: unknown) => {
+        assert.ok(error instanceof SegmentFailedError);
+        assert.equal(error.cause, cause, 'the same original error object');
+        return true;
+      });
+    }
+    assert.deepEqual(hooks.stats(), { ...stats, groups: hooks.stats().groups }, 'no write or sync after the failure');
+    await segment.close();
+  });
+
+  it('a failed write fails the segment too, and queued batches share the failure', async function () {
+    const segment = await openFresh('buffered');
+    const hooks = nativeSegmentTestHooks(segment);
+    hooks.hold(true);
+    hooks.setFault('write', 'ENOSPC');
+    const outcomes = [segment.append([headerRecord(0x5eed, 0)], true), segment.append([entry(8, 1)], true)].map((p) =>
+      p.then(
+        () => null,
+        (error: unknown) => error,
+      ),
+    );
+    hooks.hold(false);
+    const [a, b] = await Promise.all(outcomes);
+    assert.ok(a instanceof SegmentFailedError && b instanceof SegmentFailedError);
+    assert.equal((a.cause as NodeJS.ErrnoException).code, 'ENOSPC');
+    assert.equal(a.cause, b.cause);
+    assert.equal(hooks.stats().syncs, 0);
+    await segment.close();
+    await assert.rejects(segment.append([entry(1, 1)], true), SegmentFailedError);
+  });
+
+  it('directory sync: a FIFO gives a real kernel EINVAL → supported:false; other errors throw', function () {
+    assert.deepEqual(native.syncDirectory(dir), { supported: true, errno: null });
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    assert.deepEqual(native.syncDirectory(fifo), { supported: false, errno: 'EINVAL' });
+    assert.throws(
+      () => native.syncDirectory(path.join(dir, 'missing')),
+      (error: NodeJS.ErrnoException) => error.code === 'ENOENT' && error.syscall === 'open' && error.path === path.join(dir, 'missing'),
+    );
+  });
+
+  it('direct mode: every synced batch ends on a block boundary with one PAD frame', async function () {
+    const segment = await openFresh('direct', 31, 4 << 20);
+    const block = segment.blockSize;
+    await segment.append([headerRecord(31, 0, block)], true);
+    const random = makeRandom(SEED);
+    for (let i = 0; i < 30; i++) {
+      const batch = Array.from({ length: 1 + Math.floor(random() * 4) }, (_, j) => entry(1 + Math.floor(random() * 6000), i * 10 + j));
+      const result = await segment.append(batch, true);
+      assert.equal(result.endOffset % block, 0, `batch ${i} ends at ${result.endOffset}`);
+    }
+    // Merged batches: only the group's end is padded, and it is still block aligned.
+    const hooks = nativeSegmentTestHooks(segment);
+    hooks.hold(true);
+    const merged = [segment.append([entry(100, 1)], true), segment.append([entry(200, 2)], true)];
+    hooks.hold(false);
+    const [m1, m2] = await Promise.all(merged);
+    assert.notEqual(m1!.endOffset % block, 0);
+    assert.equal(m2!.endOffset % block, 0);
+    await segment.close();
+    const scan = await native.scanSegment(segment.path, { prevCrc: 0 });
+    assert.equal(scan.stop.reason, 'zero');
+    const pads = scan.records.filter((r) => r.type === RecordType.Pad);
+    assert.equal(pads.length, 32);
+    for (const pad of pads) {
+      assert.equal((pad.offset + 16 + pad.payload.length) % block, 0);
+      assert.ok(pad.payload.every((b) => b === 0));
+    }
+    assert.deepEqual(comparable(scan), comparable(scanBuffer(fs.readFileSync(segment.path), { prevCrc: 0 })));
+  });
+
+  describe('scan of crafted corruptions agrees with the TypeScript scanner', function () {
+    const salt = 0x1234567;
+    const records = [headerRecord(salt, 42), ...Array.from({ length: 12 }, (_, i) => entry(1 + ((i * 53) % 150), i))];
+    const { bytes: clean } = encodeFrames(records, 42, salt);
+    const offsets: number[] = [];
+    for (let at = 0; at < clean.length; ) {
+      offsets.push(at);
+      at += 16 + Math.ceil(new DataView(clean.buffer).getUint32(at, true) / 8) * 8;
+    }
+
+    async function scanBoth(bytes: Uint8Array, label: string): Promise<ScanResult> {
+      const file = path.join(dir, 'crafted.wal');
+      fs.writeFileSync(file, bytes);
+      const ours = await native.scanSegment(file, { prevCrc: 42 });
+      const reference = scanBuffer(bytes, { prevCrc: 42, path: file });
+      assert.deepEqual(comparable(ours), comparable(reference), label);
+      return ours;
+    }
+
+    function withTail(extra: number): Uint8Array {
+      const bytes = new Uint8Array(clean.length + extra);
+      bytes.set(clean);
+      return bytes;
+    }
+
+    it('clean, zero tail, eof, wrong seed', async function () {
+      assert.equal((await scanBoth(withTail(4096), 'zero tail')).stop.reason, 'zero');
+      assert.equal((await scanBoth(clean, 'eof')).stop.reason, 'eof');
+      const file = path.join(dir, 'seed.wal');
+      fs.writeFileSync(file, clean);
+      const wrongSeed = await native.scanSegment(file, { prevCrc: 41 });
+      assert.equal(wrongSeed.stop.reason, 'crc');
+      assert.equal(wrongSeed.records.length, 0);
+    });
+
+    it('a bit flip mid-log: crc followed by valid data; at the tail: not followed', async function () {
+      const mid = withTail(512);
+      mid[offsets[5]! + 18]! ^= 0x04;
+      const m = await scanBoth(mid, 'mid flip');
+      assert.equal(m.stop.reason, 'crc');
+      assert.equal(m.stop.offset, offsets[5]);
+      assert.equal(m.stop.followedByValid, true);
+      const tail = withTail(512);
+      tail[offsets[12]! + 16]! ^= 0x80;
+      const t = await scanBoth(tail, 'tail flip');
+      assert.equal(t.stop.reason, 'crc');
+      assert.equal(t.stop.followedByValid, false);
+    });
+
+    it('bad length, reserved bytes, zero hole, garbage after zeros, truncation', async function () {
+      const badLength = withTail(256);
+      new DataView(badLength.buffer).setUint32(offsets[4]!, 64 * 1024 * 1024 + 1, true);
+      const l = await scanBoth(badLength, 'bad length');
+      assert.equal(l.stop.reason, 'length');
+      assert.equal(l.stop.followedByValid, true);
+      const reserved = withTail(256);
+      reserved[offsets[3]! + 6] = 1;
+      assert.equal((await scanBoth(reserved, 'reserved')).stop.reason, 'length');
+      const hole = withTail(256);
+      hole.fill(0, offsets[3]!, offsets[6]!);
+      const h = await scanBoth(hole, 'hole');
+      assert.equal(h.stop.reason, 'length');
+      assert.equal(h.stop.followedByValid, true);
+      const garbage = withTail(256);
+      garbage[clean.length + 77] = 0x42;
+      const g = await scanBoth(garbage, 'garbage');
+      assert.equal(g.stop.reason, 'torn');
+      assert.equal(g.records.length, records.length);
+      for (let cut = offsets[11]!; cut <= clean.length; cut++) {
+        const s = await scanBoth(clean.subarray(0, cut), `cut at ${cut}`);
+        assert.ok(s.stop.reason === 'torn' || s.stop.reason === 'eof', `cut ${cut}: ${s.stop.reason}`);
+      }
+    });
+
+    it('seeded random corruptions (bit flips, zeroed ranges, truncations)', async function () {
+      const random = makeRandom(SEED);
+      for (let round = 0; round < 150; round++) {
+        const bytes = withTail(Math.floor(random() * 600));
+        const kind = round % 3;
+        if (kind === 0) {
+          const at = Math.floor(random() * clean.length);
+          bytes[at]! ^= 1 << Math.floor(random() * 8);
+        } else if (kind === 1) {
+          const from = Math.floor(random() * clean.length);
+          bytes.fill(0, from, from + 1 + Math.floor(random() * 200));
+        }
+        const length = kind === 2 ? Math.floor(random() * bytes.length) : bytes.length;
+        await scanBoth(bytes.subarray(0, length), `round ${round} (seed ${SEED})`);
+      }
+    });
+
+    it('a wrong magic in a crc-valid header is a clear error naming the file', async function () {
+      const wrong = encodeFrames([{ type: RecordType.SegmentHeader, payload: new Uint8Array(40).fill(1) }], 42, 0x01010101).bytes;
+      const file = path.join(dir, 'wrong.wal');
+      fs.writeFileSync(file, wrong);
+      await assert.rejects(native.scanSegment(file, { prevCrc: 42 }), new RegExp(`${file}: not a raftkv WAL segment`));
+    });
+  });
+
+  it('createSegmentFile: zero, fallocate and none reserve the size; an existing file is refused', async function () {
+    for (const strategy of ['zero', 'fallocate', 'none'] as const) {
+      const file = path.join(dir, `pre-${strategy}.wal`);
+      await native.createSegmentFile(file, 2 << 20, strategy);
+      assert.equal(fs.statSync(file).size, 2 << 20);
+      if (strategy !== 'none') assert.ok(fs.statSync(file).blocks * 512 >= 2 << 20);
+      await assert.rejects(native.createSegmentFile(file, 4096, strategy), { code: 'EEXIST', syscall: 'open', path: file });
+    }
+  });
+
+  it('flock: a second holder gets ELOCKED until the first releases', function () {
+    assert.ok(native.flock !== null);
+    const lockFile = path.join(dir, 'LOCK');
+    const release = native.flock(lockFile);
+    assert.throws(() => native.flock!(lockFile), (error: NodeJS.ErrnoException) => error.code === 'ELOCKED' && error.path === lockFile);
+    release();
+    release(); // idempotent
+    native.flock(lockFile)();
+  });
+
+  it('errors carry code, syscall and path; bad input is rejected, not a crash', async function () {
+    const missing = path.join(dir, 'nope.wal');
+    await assert.rejects(native.openSegment(missing, { mode: 'buffered', offset: 0, prevCrc: 0, salt: 0 }), {
+      code: 'ENOENT',
+      syscall: 'open',
+      path: missing,
+    });
+    await assert.rejects(native.scanSegment(missing, { prevCrc: 0 }), { code: 'ENOENT' });
+    const segment = await openFresh('buffered');
+    await assert.rejects(segment.append([{ type: RecordType.Entry, payload: new Uint8Array(0) }], true), RangeError);
+    await assert.rejects(segment.append([{ type: 99 as RecordType, payload: new Uint8Array(1) }], true), RangeError);
+    await assert.rejects(
+      segment.append([{ type: RecordType.Entry, payload: 'x' as unknown as Uint8Array }], true),
+      TypeError,
+    );
+    await assert.rejects(native.openSegment(segment.path, { mode: 'bogus' as WalModeOption, offset: 0, prevCrc: 0, salt: 0 }), RangeError);
+    await assert.rejects(native.openSegment(segment.path, { mode: 'buffered', offset: 1 << 30, prevCrc: 0, salt: 0 }), /past the end/);
+    assert.equal(segment.failure, null, 'bad input does not fail the segment');
+    await segment.append([headerRecord(0x5eed, 0)], true);
+    await segment.close();
+    await assert.rejects(segment.append([entry(1, 1)], true), { code: 'ECLOSED' });
+  });
+
+  it('rawWriteSyncLoop times every iteration of write + fdatasync', async function () {
+    const result = await rawWriteSyncLoop(path.join(dir, 'raw'), 4096, 16);
+    assert.equal(result.latenciesUs.length, 16);
+    assert.ok(result.seconds > 0);
+    assert.ok(result.latenciesUs.every((us) => us > 0));
+    assert.equal(fs.statSync(path.join(dir, 'raw')).size, 16 * 4096);
+  });
+});
+
+describe('WAL backend selection (src/wal/select-backend.ts)', function () {
+  function run(env: Record<string, string>): { stdout: string; stderr: string; status: number } {
+    const script = `import { walBackend } from './src/index.ts'; console.log(JSON.stringify(walBackend()));`;
+    try {
+      const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      return { stdout, stderr: '', status: 0 };
+    } catch (error) {
+      const e = error as { stdout: string; stderr: string; status: number };
+      return { stdout: e.stdout, stderr: e.stderr, status: e.status };
+    }
+  }
+
+  it('picks native by default, js when forced, and refuses an unknown value', function () {
+    assert.equal(JSON.parse(run({ RAFTKV_WAL_BACKEND: '' }).stdout).name, 'native');
+    const js = run({ RAFTKV_WAL_BACKEND: 'js' });
+    assert.deepEqual(JSON.parse(js.stdout), { name: 'js', reason: 'forced by RAFTKV_WAL_BACKEND=js' });
+    const bogus = run({ RAFTKV_WAL_BACKEND: 'bogus' });
+    assert.notEqual(bogus.status, 0);
+    assert.match(bogus.stderr, /RAFTKV_WAL_BACKEND must be 'js' or 'native'/);
+  });
+
+  it('falls back to js with one stderr line when the addon cannot load; forced native then throws', function () {
+    // A package copy without any binary: src/ and package.json only, node_modules linked.
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'raftkv-nobinary-'));
+    try {
+      fs.cpSync(path.join(process.cwd(), 'src'), path.join(copy, 'src'), { recursive: true });
+      fs.copyFileSync(path.join(process.cwd(), 'package.json'), path.join(copy, 'package.json'));
+      fs.symlinkSync(path.join(process.cwd(), 'node_modules'), path.join(copy, 'node_modules'));
+      const script = `import { walBackend } from './src/index.ts'; console.log(JSON.stringify(walBackend()));`;
+      const runIn = (env: Record<string, string>) => {
+        try {
+          const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+            cwd: copy,
+            env: { ...process.env, ...env },
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          return { stdout, stderr: '', status: 0 };
+        } catch (error) {
+          const e = error as { stdout: string; stderr: string; status: number };
+          return { stdout: e.stdout, stderr: e.stderr, status: e.status };
+        }
+      };
+      // stderr is only visible on failure with execFileSync; spawn through a shell to capture it.
+      const fallback = execFileSync(
+        'sh',
+        ['-c', `"${process.execPath}" --import tsx --input-type=module -e "${script.replace(/"/g, '\\"')}" 2>stderr.txt`],
+        { cwd: copy, env: { ...process.env, RAFTKV_WAL_BACKEND: '' }, encoding: 'utf8' },
+      );
+      assert.equal(JSON.parse(fallback).name, 'js');
+      const stderr = fs.readFileSync(path.join(copy, 'stderr.txt'), 'utf8').trim().split('\n');
+      assert.equal(stderr.length, 1, `one warning line, got: ${stderr.join(' | ')}`);
+      assert.match(stderr[0]!, /^raftkv: native WAL addon unavailable \(.+\); using the slower pure-TypeScript WAL backend$/);
+      const forced = runIn({ RAFTKV_WAL_BACKEND: 'native' });
+      assert.notEqual(forced.status, 0);
+      assert.match(forced.stderr, /RAFTKV_WAL_BACKEND=native but the native addon cannot be loaded/);
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
+  });
+});
