@@ -605,8 +605,12 @@ export class Raft {
     const { result } = this.poll(this.id, voteRespType(voteMsg), true);
     if (result === 'won') {
       // A single-voter cluster.
-      if (t === 'pre-election') this.campaign('election');
-      else this.becomeLeader();
+      if (t === 'pre-election') {
+        this.campaign('election');
+      } else {
+        this.becomeLeader();
+        this.bcastAppend(); // learners, if any
+      }
       return;
     }
     const lastIndex = this.raftLog.lastIndex();
