@@ -195,6 +195,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private tickTimer: NodeJS.Timeout | null = null;
   private passScheduled = false;
   private passInFlight: Promise<void> | null = null;
+  /** The last WAL write not awaited by its pass (commit-index-only hard state). */
+  private unsyncedWrite: Promise<void> = Promise.resolve();
   private nextSeq = 1;
 
   private proposeQueue: { seq: number; payload: Uint8Array }[] = [];
@@ -654,7 +656,18 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     // harmless, a marker without its file is not.
     if (rd.snapshot !== null) await this.storage.saveSnapshot(rd.snapshot);
     if (rd.entries.length > 0 || rd.hardState !== null) {
-      await this.storage.save(rd.hardState, rd.entries, rd.mustSync);
+      const write = this.storage.save(rd.hardState, rd.entries, rd.mustSync);
+      if (rd.mustSync) {
+        await write;
+      } else {
+        // Only the commit index changed: it needs no fsync (it is recoverable from a quorum),
+        // and nothing we send or apply depends on it being on disk, so do not wait for the
+        // write. The WAL keeps call order; a failure fails it for good and stops the node.
+        this.unsyncedWrite = write.then(
+          () => undefined,
+          (err: unknown) => this.fatal(asError(err), 'WAL write of the commit index failed'),
+        );
+      }
     }
     if (this.state !== 'running') return; // stopping: the write finished, do nothing more
 
@@ -1075,6 +1088,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       // Never close the WAL under a write: wait for the pass (it returns right after its WAL
       // write completes, seeing state !== 'running').
       if (this.passInFlight !== null) await this.passInFlight;
+      await this.unsyncedWrite;
       await this.transport.stop().catch((err: unknown) =>
         this.opts.logger.warn('transport stop failed', { error: asError(err).message }),
       );
