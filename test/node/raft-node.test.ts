@@ -14,6 +14,7 @@ import path from 'node:path';
 
 import {
   NoLeaderError,
+  NotLeaderError,
   RaftNode,
   StoppedError,
   TimeoutError,
@@ -44,8 +45,16 @@ describe('RaftNode', function () {
   it('3 nodes elect a leader; every node proposes and every node applies every commit in the same order', async () => {
     cluster = await TestCluster.create(3);
     await cluster.startAll();
-    await cluster.waitForLeader();
     const c = cluster;
+    const events: string[] = [];
+    let lastApplied = 0;
+    c.node(1).on('leader-change', (e) => events.push(`leader:${e.leader}`));
+    c.node(1).on('role-change', (e) => events.push(`role:${e.role}`));
+    c.node(1).on('applied', (e) => {
+      assert.ok(e.index > lastApplied, 'applied events move forward');
+      lastApplied = e.index;
+    });
+    const firstLeader = await cluster.waitForLeader();
 
     // Each node proposes its own sequence, one at a time (a follower's go through forwarding).
     const perNode = 25;
@@ -75,6 +84,8 @@ describe('RaftNode', function () {
       }
     }
     const st = c.node(1).status();
+    assert.ok(events.includes(`leader:${firstLeader}`) || c.node(1).leaderId !== firstLeader, events.join(' '));
+    assert.equal(lastApplied, c.node(1).appliedIndex);
     assert.equal(st.members.voters.length, 3);
     assert.ok(st.commit >= total);
     assert.equal(typeof st.wal.mode, 'string');
@@ -216,6 +227,46 @@ describe('RaftNode', function () {
     assert.deepEqual(m4.sm.applied, c.members.get(1)!.sm.applied);
     assert.equal(n4.status().members.voters.length, 4);
     assert.equal(n4.status().members.voters.find((v) => v.id === 1)?.url, c.members.get(1)!.url);
+  });
+
+  it('adds a learner that replicates without voting, then promotes it', async () => {
+    cluster = await TestCluster.create(3);
+    await cluster.startAll();
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    await withRetry(() => c.node(leader).propose(enc('l0')));
+    const [port] = await freePorts(1);
+    const m4 = c.define(4, port!);
+    const conf = await withRetry(() => c.node(leader).addLearner(4, m4.url));
+    assert.deepEqual(conf.learners, [4]);
+    assert.ok(!conf.voters.includes(4));
+    const n4 = await c.start(4, { join: true });
+    await withRetry(() => c.node(leader).propose(enc('l1')));
+    await waitFor(() => (m4.sm.applied.includes('l1') ? true : undefined), 20_000, 'the learner to replicate');
+    const progress = c.node(leader).status().progress;
+    assert.equal(progress?.find((p) => p.id === 4)?.isLearner, true);
+    await assert.rejects(c.node(leader).promoteLearner(2), /not a learner/);
+
+    const promoted = await withRetry(() => c.node(leader).promoteLearner(4));
+    assert.ok(promoted.voters.includes(4));
+    assert.deepEqual(promoted.learners, []);
+    await waitFor(() => (n4.status().members.voters.some((v) => v.id === 4) ? true : undefined), 10_000, 'node 4 to see itself as a voter');
+  });
+
+  it('with forwardProposals: false a follower answers NotLeaderError naming the leader and its URL', async () => {
+    cluster = await TestCluster.create(3, { forwardProposals: false });
+    await cluster.startAll();
+    const c = cluster;
+    const leader = await c.waitForLeader();
+    const follower = [1, 2, 3].find((id) => id !== leader)!;
+    const err = await c.node(follower).propose(enc('x')).then(
+      () => assert.fail('a follower must not accept the proposal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof NotLeaderError, String(err));
+    assert.equal(err.leaderId, leader);
+    assert.equal(err.leaderUrl, c.members.get(leader)!.url);
+    assert.equal(await c.node(leader).propose(enc('y')) > 0, true);
   });
 
   it('removes a member: it stops with reason "removed" and the rest keep committing', async () => {
