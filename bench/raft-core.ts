@@ -8,8 +8,8 @@
  * An entry counts as committed when the leader hands it out in Ready.committedEntries.
  */
 import { writeFileSync } from 'node:fs';
-import { MemoryStorage, RawNode, SeededRandom } from '../src/raft/index.js';
-import { Role, type Message, type NodeId } from '../src/raft/types.js';
+import { MemoryStorage, RawNode, SeededRandom, decodeConfChange } from '../src/raft/index.js';
+import { EntryType, Role, type Message, type NodeId } from '../src/raft/types.js';
 
 const ENTRY_BYTES = 256;
 const COMPACT_EVERY = 20_000;
@@ -43,6 +43,7 @@ class Cluster {
       raw.bootstrap(ids);
       this.nodes.set(id, { raw, storage, applied: 0, snapIndex: 0 });
     }
+    this.pump(); // persist and apply the bootstrap entries (no campaign with unapplied conf changes)
     this.leaderNode().raw.campaign();
     this.pump();
     if (this.leaderNode().raw.status().role !== Role.Leader) throw new Error('node 1 did not become leader');
@@ -68,8 +69,9 @@ class Cluster {
           for (const m of rd.messages) this.queue.push(m);
           const ce = rd.committedEntries;
           if (ce.length > 0) {
-            if (id === 1) {
-              for (const e of ce) if (e.data.length === ENTRY_BYTES) this.committed++;
+            for (const e of ce) {
+              if (e.type === EntryType.ConfChange) n.raw.applyConfChange(decodeConfChange(e.data));
+              else if (id === 1 && e.data.length === ENTRY_BYTES) this.committed++;
             }
             n.applied = ce[ce.length - 1]!.index;
           }
@@ -103,9 +105,12 @@ function runBatch(batch: number, seconds: number): Result {
   let now = start;
   const startReadies = cluster.readies;
   const startMessages = cluster.messages;
+  const batchData: Uint8Array[] = new Array<Uint8Array>(batch).fill(payload);
   while (now < deadline) {
     for (let k = 0; k < 100; k++) {
-      for (let i = 0; i < batch; i++) leader.propose(payload);
+      // One proposal of `batch` entries (a single Prop message, like etcd's multi-entry Propose).
+      if (batch === 1) leader.propose(payload);
+      else leader.proposeBatch(batchData);
       cluster.pump();
     }
     now = process.hrtime.bigint();

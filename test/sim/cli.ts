@@ -6,6 +6,7 @@
  * to stderr every 500 runs; the last stdout line is the summary:
  *   runs=N steps=M violations=V elapsed=Xs
  */
+import type { Mutation } from './node-host.js';
 import { formatFailure, runSeed } from './sim.js';
 
 interface CliOptions {
@@ -13,10 +14,11 @@ interface CliOptions {
   runs: number;
   steps: number;
   verbose: boolean;
+  mutation: Mutation;
 }
 
 function parseArgs(argv: string[]): CliOptions {
-  const opts: CliOptions = { seed: 1, runs: 1, steps: 5000, verbose: false };
+  const opts: CliOptions = { seed: 1, runs: 1, steps: 5000, verbose: false, mutation: 'none' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const value = (): number => {
@@ -32,8 +34,16 @@ function parseArgs(argv: string[]): CliOptions {
       case '--runs': opts.runs = value(); break;
       case '--steps': opts.steps = value(); break;
       case '--verbose': case '-v': opts.verbose = true; break;
+      case '--mutation': {
+        const m = argv[++i];
+        if (m !== 'none' && m !== 'forget-vote' && m !== 'lose-acked-entries') {
+          throw new Error(`--mutation must be none, forget-vote or lose-acked-entries, got ${m ?? 'nothing'}`);
+        }
+        opts.mutation = m;
+        break;
+      }
       case '--help': case '-h':
-        process.stdout.write('usage: npm run sim -- [--seed S] [--runs N] [--steps M] [--verbose]\n');
+        process.stdout.write('usage: npm run sim -- [--seed S] [--runs N] [--steps M] [--verbose] [--mutation forget-vote|lose-acked-entries]\n');
         process.exit(0);
         break;
       default:
@@ -57,7 +67,7 @@ function main(): number {
   let runs = 0;
   let violations = 0;
   for (let seed = opts.seed; seed < opts.seed + opts.runs; seed++) {
-    const result = runSeed({ seed, steps: opts.steps });
+    const result = runSeed({ seed, steps: opts.steps, mutation: opts.mutation });
     runs++;
     if (opts.verbose || opts.runs === 1) {
       const s = result.stats;

@@ -32,6 +32,7 @@ import {
   MessageType,
   Role,
   type ConfState,
+  type Entry,
   type HardState,
   type Message,
   type NodeId,
@@ -44,6 +45,14 @@ import type { Trace } from './trace.js';
 
 export type HostState = 'running' | 'down' | 'retired';
 
+/**
+ * Deliberate harness bugs (never used by CI seeds except to show they are caught):
+ * - forget-vote: a crash loses the persisted vote (vote amnesia → two leaders in a term);
+ * - lose-acked-entries: a crash loses the entries of the last append above the durable
+ *   commit index, although they may have been acknowledged (an fsync that lied).
+ */
+export type Mutation = 'none' | 'forget-vote' | 'lose-acked-entries';
+
 export interface HostEnvironment {
   readonly trace: Trace;
   readonly checker: Checker;
@@ -51,8 +60,12 @@ export interface HostEnvironment {
   /** Per-seed knobs. */
   readonly snapshotEvery: number;
   readonly compactKeep: number;
+  /** A deliberate durability bug in this harness, to prove the checker catches such bugs. */
+  readonly mutation: Mutation;
   raftConfig(id: NodeId, storage: MemoryStorage, applied: number): RaftConfig;
   send(sender: NodeId, message: Message): void;
+  /** This host just sent a granted vote (the simulator may reboot it soon: BUGGIFY). */
+  voteGranted(host: NodeHost): void;
   /** A ConfChange was applied by this host; `cs` is the resulting membership. */
   confApplied(host: NodeHost, index: number, cs: ConfState): void;
 }
@@ -75,7 +88,9 @@ const EMPTY_CONF: ConfState = { voters: [], learners: [] };
 export class NodeHost implements LogMirror {
   state: HostState = 'down';
   raw: RawNode | null = null;
-  readonly storage = new MemoryStorage();
+  storage = new MemoryStorage();
+  /** First index of the entries written by the last persist phase (lose-acked-entries). */
+  private lastAppendFrom = 0;
   /** The hard state known to be on disk after a crash (the last synced one). */
   private syncedHardState: HardState = { term: 0, vote: 0, commit: 0 };
   private hardStateUnsynced = false;
@@ -86,6 +101,8 @@ export class NodeHost implements LogMirror {
   /** Set on any input; cleared once hasReady() says there is nothing. */
   maybeReady = false;
   incarnation = 0;
+  /** Step at which this host last sent a granted VoteResp (crash targeting). */
+  lastVoteGrantStep = -1;
 
   // Volatile state machine.
   smApplied = 0;
@@ -169,6 +186,31 @@ export class NodeHost implements LogMirror {
       this.env.trace.add('lost-write', this.id, null, `unsynced commit lost; commit back to ${this.syncedHardState.commit}`);
     }
     this.hardStateUnsynced = false;
+    if (this.env.mutation === 'forget-vote') {
+      const hs = this.storage.initialState().hardState;
+      if (hs.vote !== 0) this.storage.setHardState({ ...hs, vote: 0 });
+    } else if (this.env.mutation === 'lose-acked-entries' && this.lastAppendFrom > 0) {
+      this.loseTail(this.lastAppendFrom - 1);
+    }
+    this.lastAppendFrom = 0;
+  }
+
+  /** Mutation helper: rebuilds the durable log without the entries after `keep`. */
+  private loseTail(keep: number): void {
+    const hs = this.storage.initialState().hardState;
+    const cut = Math.max(keep, hs.commit, this.storage.firstIndex() - 1);
+    if (cut >= this.storage.lastIndex()) return;
+    const rebuilt = new MemoryStorage();
+    const snap = this.storage.snapshot();
+    if (snap.metadata.index > 0) rebuilt.applySnapshot(snap);
+    else rebuilt.setConfState(snap.metadata.confState);
+    if (cut >= this.storage.firstIndex()) {
+      rebuilt.append(this.storage.entries(this.storage.firstIndex(), cut + 1, Number.MAX_SAFE_INTEGER));
+    }
+    rebuilt.setHardState(hs);
+    this.storage = rebuilt;
+    this.logLast = cut;
+    this.env.trace.add('lost-write', this.id, null, `MUTATION: log cut back to ${cut}`);
   }
 
   retire(): void {
@@ -245,6 +287,7 @@ export class NodeHost implements LogMirror {
       checker.onPersistSnapshot(this.mirror(), rd.snapshot);
     }
     if (rd.entries.length > 0) {
+      this.lastAppendFrom = (rd.entries[0] as Entry).index;
       this.storage.append(rd.entries);
       checker.onPersistEntries(this.mirror(), rd.entries);
     }
@@ -285,6 +328,10 @@ export class NodeHost implements LogMirror {
         violation(`n${this.id} emitted ${MessageType[m.type]} with from=n${m.from}`);
       }
       this.checkDurableBeforeSend(m);
+      if (m.type === MessageType.VoteResp && !m.reject) {
+        this.lastVoteGrantStep = this.env.trace.step;
+        this.env.voteGranted(this);
+      }
       this.env.send(this.id, m);
     }
 

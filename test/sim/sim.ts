@@ -20,7 +20,7 @@ import {
 } from '../../src/raft/types.js';
 import { Checker, SimViolation, describeConf, violation } from './checker.js';
 import { Network, NO_FAULTS, type NetworkFaults } from './network.js';
-import { NodeHost, type HostEnvironment } from './node-host.js';
+import { NodeHost, type HostEnvironment, type Mutation } from './node-host.js';
 import { SimRandom } from './prng.js';
 import { Trace, describeMessage } from './trace.js';
 import { injectEvent, HEAL_WRITES, proposeWrite } from './workload.js';
@@ -28,6 +28,8 @@ import { injectEvent, HEAL_WRITES, proposeWrite } from './workload.js';
 export interface SimOptions {
   seed: number;
   steps: number;
+  /** A deliberate harness bug (see node-host.ts); default 'none'. */
+  mutation?: Mutation;
   /** Lines of trace kept for a failure report. */
   traceLines?: number;
 }
@@ -52,6 +54,8 @@ export interface SimParams {
   faults: NetworkFaults;
   /** Probability per chaos step of injecting a workload/fault event. */
   eventRate: number;
+  /** FoundationDB-style BUGGIFY: reboot nodes right after they grant a vote, now and then. */
+  buggify: boolean;
 }
 
 export interface SimResult {
@@ -106,6 +110,7 @@ export function chooseParams(random: SimRandom): SimParams {
       maxDelay: random.pick([5, 20, 100]),
     },
     eventRate: random.pick([0.03, 0.06, 0.1]),
+    buggify: random.chance(0.5),
   };
 }
 
@@ -116,7 +121,7 @@ export function describeParams(p: SimParams): string {
     `maxMsg=${p.maxSizePerMsg} inflight=${p.maxInflightMsgs}/${p.maxInflightBytes}B ` +
     `maxUncommitted=${p.maxUncommittedEntriesSize} committedPerReady=${p.maxCommittedSizePerReady} ` +
     `snapshotEvery=${p.snapshotEvery} keep=${p.compactKeep} codec=${p.codec} ` +
-    `drop=${f.drop} dup=${f.duplicate} delay=${f.delay}x${f.maxDelay} events=${p.eventRate}`;
+    `drop=${f.drop} dup=${f.duplicate} delay=${f.delay}x${f.maxDelay} events=${p.eventRate} buggify=${p.buggify}`;
 }
 
 export class Sim implements HostEnvironment {
@@ -142,6 +147,8 @@ export class Sim implements HostEnvironment {
     confChanges: 0, snapshotsSent: 0, messages: 0, healTicks: 0,
   };
   healing = false;
+  /** A host to reboot at a given step (BUGGIFY after a vote grant). */
+  private pendingReboot: { host: NodeHost; at: number } | null = null;
 
   constructor(readonly options: SimOptions) {
     this.random = new SimRandom(options.seed);
@@ -149,6 +156,10 @@ export class Sim implements HostEnvironment {
     this.trace = new Trace(options.traceLines ?? 200);
     this.network = new Network(this.random);
     this.network.faults = this.params.faults;
+  }
+
+  get mutation(): Mutation {
+    return this.options.mutation ?? 'none';
   }
 
   get snapshotEvery(): number {
@@ -230,6 +241,12 @@ export class Sim implements HostEnvironment {
     const sender = this.hosts.get(from);
     if (sender !== undefined && sender.running && sender.role === Role.Leader) {
       sender.tryInput('reportSnapshot', (raw) => raw.reportSnapshot(to, ok));
+    }
+  }
+
+  voteGranted(host: NodeHost): void {
+    if (this.params.buggify && !this.healing && this.pendingReboot === null && this.random.chance(0.2)) {
+      this.pendingReboot = { host, at: this.now + this.random.intn(3) };
     }
   }
 
@@ -318,6 +335,17 @@ export class Sim implements HostEnvironment {
   private chaosStep(): void {
     this.network.promote(this.now);
     this.retireDue(false);
+    const reboot = this.pendingReboot;
+    if (reboot !== null && reboot.at <= this.now) {
+      this.pendingReboot = null;
+      if (reboot.host.running) {
+        this.trace.add('buggify', reboot.host.id, null, 'reboot shortly after granting a vote');
+        this.stats.crashes++;
+        reboot.host.crash();
+        reboot.host.start();
+        return;
+      }
+    }
     const hosts = this.hostList;
     // Weights: ready work, message delivery, ticks, events.
     let readyCount = 0;

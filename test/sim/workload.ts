@@ -15,7 +15,7 @@ export const HEAL_WRITES = 3;
 const MAX_HOSTS = 8;
 
 type EventName =
-  | 'propose' | 'read' | 'crash' | 'restart' | 'partition' | 'heal' | 'faults'
+  | 'propose' | 'read' | 'crash' | 'reboot' | 'restart' | 'partition' | 'heal' | 'faults'
   | 'conf' | 'transfer' | 'campaign';
 
 export function proposeWrite(sim: Sim, host: NodeHost, writeId: number): boolean {
@@ -32,13 +32,14 @@ export function injectEvent(sim: Sim): void {
     ['propose', running.length > 0 ? 45 : 0],
     ['read', running.length > 0 ? 15 : 0],
     ['crash', running.length > 0 ? 4 : 0],
+    ['reboot', running.length > 0 ? 3 : 0],
     ['restart', down.length > 0 ? 8 : 0],
     ['partition', partitioned ? 1 : 3],
     ['heal', partitioned ? 3 : 0],
     ['faults', 1],
     ['conf', running.length > 0 ? 3 : 0],
     ['transfer', running.length > 0 ? 2 : 0],
-    ['campaign', running.length > 0 ? 1 : 0],
+    ['campaign', running.length > 0 ? 2 : 0],
   ];
   let total = 0;
   for (const [, w] of weights) total += w;
@@ -61,6 +62,15 @@ export function injectEvent(sim: Sim): void {
       return read(sim, sim.random.pick(running));
     case 'crash':
       return crash(sim, running, down.length);
+    case 'reboot': {
+      // Crash and come straight back: the node rejoins while the same election may be running.
+      const host = pickCrashVictim(sim, running);
+      sim.trace.add('reboot', host.id, null, host.inProgress !== null ? 'between persist and send' : '');
+      sim.stats.crashes++;
+      host.crash();
+      host.start();
+      return;
+    }
     case 'restart': {
       const host = sim.random.pick(down);
       sim.trace.add('restart', host.id, null, `incarnation ${host.incarnation + 1}`);
@@ -98,9 +108,13 @@ export function injectEvent(sim: Sim): void {
     case 'campaign': {
       const voters = running.filter((h) => sim.conf.voters.includes(h.id));
       if (voters.length === 0) return;
-      const host = sim.random.pick(voters);
-      sim.trace.add('campaign', host.id);
-      host.tryInput('campaign', (raw) => raw.campaign());
+      // Sometimes two at once: competing candidates in one term (split votes).
+      const count = sim.random.chance(0.5) ? 2 : 1;
+      for (let i = 0; i < count; i++) {
+        const host = sim.random.pick(voters);
+        sim.trace.add('campaign', host.id);
+        host.tryInput('campaign', (raw) => raw.campaign());
+      }
       return;
     }
   }
@@ -121,12 +135,24 @@ function crash(sim: Sim, running: NodeHost[], downCount: number): void {
   const tolerated = Math.floor((sim.conf.voters.length - 1) / 2);
   const quorumSafe = downCount < tolerated;
   if (!quorumSafe && !sim.random.chance(0.15)) return;
-  // Prefer a node that has persisted a Ready but not yet sent its messages.
-  const midReady = running.filter((h) => h.inProgress !== null);
-  const host = midReady.length > 0 && sim.random.chance(0.5) ? sim.random.pick(midReady) : sim.random.pick(running);
+  const host = pickCrashVictim(sim, running);
   sim.trace.add('crash', host.id, null, host.inProgress !== null ? 'between persist and send' : '');
   sim.stats.crashes++;
   host.crash();
+}
+
+/** Prefers the interesting moments: a node that has persisted a Ready but not yet sent its
+ * messages, or one that has just granted a vote (its vote must survive the crash). */
+function pickCrashVictim(sim: Sim, running: NodeHost[]): NodeHost {
+  const r = sim.random.next();
+  if (r < 0.4) {
+    const midReady = running.filter((h) => h.inProgress !== null);
+    if (midReady.length > 0) return sim.random.pick(midReady);
+  } else if (r < 0.7) {
+    const voted = running.filter((h) => h.lastVoteGrantStep >= sim.now - 30);
+    if (voted.length > 0) return sim.random.pick(voted);
+  }
+  return sim.random.pick(running);
 }
 
 function partition(sim: Sim): void {
