@@ -53,15 +53,17 @@ describe('Learners', function () {
   });
 
   it('are never counted in the commit quorum', function () {
-    const c = new Cluster([1, 2, 3], { learners: [4], electionTick: ELECTION });
+    // Two learners: counted as voters they would make leader + 4 + 5 a majority of five.
+    const c = new Cluster([1, 2, 3], { learners: [4, 5], electionTick: ELECTION });
     c.elect(1);
     const commit = c.get(1).status.commit;
     const heal2 = c.isolate(2);
     const heal3 = c.isolate(3);
     c.propose(1, 'x');
     const st = c.get(1).status;
-    assert.equal(st.progress![4]!.match, st.lastIndex, 'the learner acknowledged');
-    assert.equal(st.commit, commit, 'leader + learner is not a majority of 3 voters');
+    assert.equal(st.progress![4]!.match, st.lastIndex, 'learner 4 acknowledged');
+    assert.equal(st.progress![5]!.match, st.lastIndex, 'learner 5 acknowledged');
+    assert.equal(st.commit, commit, 'leader + learners is not a majority of 3 voters');
     assert.deepEqual(c.get(4).appliedData(), []);
     heal2();
     heal3();
