@@ -1,0 +1,67 @@
+/**
+ * One KV server: a RaftNode driving a KvStore, and the HTTP API in front of it.
+ * The CLI (src/cli.ts) is a thin shell around `startKvServer`.
+ */
+
+import type { AddressInfo } from 'node:net';
+
+import { RaftNode, type NodeLogger, type StoppedEvent } from '../node/index.js';
+import type { KvServerConfig } from './config.js';
+import { KvHttpApi } from './http-api.js';
+import { KvStore, type ApplyResult } from './store.js';
+
+export interface KvServer {
+  readonly node: RaftNode<ApplyResult>;
+  readonly store: KvStore;
+  /** Where the KV API listens. */
+  readonly apiAddress: AddressInfo;
+  /** Resolves when the node has stopped, for whatever reason (stop(), removal, fatal error). */
+  readonly stopped: Promise<StoppedEvent>;
+  /** Graceful stop: stop accepting API requests, stop the node (pending requests get 503),
+   * close everything. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startKvServer(config: KvServerConfig, logger: NodeLogger, signal?: AbortSignal): Promise<KvServer> {
+  const store = new KvStore();
+  store.onBadEntry = (index, why) => logger.warn('committed entry is not a KV command; skipped', { index, why });
+  const peers = config.cluster.map((url, i) => ({ id: i + 1, url }));
+  const node = await RaftNode.start<ApplyResult>({
+    id: config.id,
+    peers,
+    join: config.join,
+    dataDir: config.dataDir,
+    stateMachine: store,
+    tickMs: config.tickMs,
+    electionTicks: config.electionTicks,
+    snapshotCount: config.snapshotCount,
+    snapshotCatchUpEntries: config.snapshotCatchUpEntries,
+    walMode: config.walMode,
+    listenHost: config.listenHost,
+    requestTimeoutMs: config.requestTimeoutMs,
+    logger,
+    ...(signal !== undefined ? { signal } : {}),
+  });
+  const api = new KvHttpApi({ node, store, logger, requestTimeoutMs: config.requestTimeoutMs });
+  let apiAddress: AddressInfo;
+  try {
+    apiAddress = await api.listen(config.port, config.listenHost);
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
+  const stopped = node.stopped;
+  // Whatever stops the node (removal, fatal storage error), the API must stop serving too.
+  void stopped.then(() => api.close());
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      const apiClosed = api.close();
+      await node.stop();
+      await apiClosed;
+    })();
+    return stopping;
+  };
+  return { node, store, apiAddress, stopped, stop };
+}
