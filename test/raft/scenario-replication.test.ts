@@ -211,6 +211,14 @@ describe('Fast backtracking', function () {
     assert.ok(n <= 2, `${n} rejections`);
   });
 
+  it("a follower holding higher-term entries than the leader's at the same indexes is fixed in few round trips", function () {
+    // The follower led term 5 and appended 90 entries nobody else has; the new leader's entries
+    // there are from term 2. Only the follower's hint (last index with term ≤ the probe's term)
+    // lets the leader skip them all.
+    const n = rejections([...run(1, 10, 1), ...run(11, 90, 2)], [...run(1, 10, 1), ...run(11, 90, 5)], 5);
+    assert.ok(n <= 3, `${n} rejections (one per entry would be 90)`);
+  });
+
   it('a follower whose divergent suffix spans many terms is fixed in few round trips', function () {
     const follower = [...run(1, 10, 1)];
     for (let t = 2; t <= 11; t++) follower.push(...run(follower.length + 1, 10, t));
