@@ -237,8 +237,8 @@ export class Wal {
   private closed = false;
   private dirSyncUsable: boolean;
   private dirSyncErrno: string | null;
-  private readonly directIo: { usable: boolean; reason: string };
-  private readonly filesystemType: string;
+  /** Probed on the first status() call: opening stays cheap. */
+  private probes: { directIo: { usable: boolean; reason: string }; filesystemType: string } | null = null;
 
   private constructor(init: {
     dir: string;
@@ -268,21 +268,6 @@ export class Wal {
     this.latestSnapshotIndex = init.latestSnapshotIndex;
     this.dirSyncUsable = init.dirSync.supported;
     this.dirSyncErrno = init.dirSync.errno;
-    let probe = { usable: false, reason: '' };
-    try {
-      const p = init.opts.backend.probeDirectIo(init.dir);
-      probe = { usable: p.usable, reason: p.reason };
-    } catch (err) {
-      probe = { usable: false, reason: `probe failed: ${(err as Error).message}` };
-    }
-    this.directIo = probe;
-    let fsType: string;
-    try {
-      fsType = init.opts.backend.filesystemType(init.dir);
-    } catch (err) {
-      fsType = `unknown (${(err as Error).message})`;
-    }
-    this.filesystemType = fsType;
   }
 
   /** true when `dir` holds WAL segments (then open it; else create it). */
@@ -560,13 +545,21 @@ export class Wal {
       repair = await repairTornTail(last.path, scan, opts);
     }
 
-    const current = await backend.openSegment(last.path, {
-      mode: opts.mode,
-      offset: scan.validEndOffset,
-      prevCrc: scan.lastCrc,
-      salt: header.salt,
-    });
+    let endOffset = scan.validEndOffset;
+    let endCrc = scan.lastCrc;
+    let current = await backend.openSegment(last.path, { mode: opts.mode, offset: endOffset, prevCrc: endCrc, salt: header.salt });
     try {
+      if (current.blockSize > 0 && endOffset % current.blockSize !== 0) {
+        // Direct mode continues only at a block boundary. The log ends mid-block when a torn
+        // direct batch lost its PAD frame, or when the last run wrote in another mode: close
+        // the gap with a PAD frame written in buffered mode, then continue in direct mode.
+        const blockSize = current.blockSize;
+        await current.close();
+        const padded = await padToBlockBoundary(backend, last.path, endOffset, endCrc, header.salt, blockSize);
+        endOffset = padded.endOffset;
+        endCrc = padded.lastCrc;
+        current = await backend.openSegment(last.path, { mode: opts.mode, offset: endOffset, prevCrc: endCrc, salt: header.salt });
+      }
       // What we replayed may still sit only in the page cache of a predecessor that was
       // killed: make it durable before anyone acts on it.
       await current.sync();
@@ -583,14 +576,14 @@ export class Wal {
       metadata,
       segments,
       current,
-      endOffset: scan.validEndOffset,
-      lastCrc: scan.lastCrc,
+      endOffset,
+      lastCrc: endCrc,
       lastIndex,
       lastHardState: hardState,
       latestSnapshotIndex,
       dirSync,
     });
-    wal.prepareNextSegment();
+    wal.maybePrepareNextSegment();
     return { wal, metadata, hardState: hardState ?? { ...EMPTY_HARD_STATE }, entries, snapshots, repair };
   }
 
@@ -690,6 +683,8 @@ export class Wal {
   }
 
   status(): WalStatus {
+    this.probes ??= probeCapabilities(this.opts.backend, this.dir);
+    const { directIo, filesystemType } = this.probes;
     return {
       dir: this.dir,
       backend: this.opts.backend.name,
@@ -697,12 +692,12 @@ export class Wal {
       mode: this.current.mode,
       modeReason: this.current.modeReason,
       blockSize: this.current.blockSize,
-      directIoUsable: this.directIo.usable,
-      directIoReason: this.directIo.reason,
+      directIoUsable: directIo.usable,
+      directIoReason: directIo.reason,
       dirSyncPolicy: this.opts.dirSync,
       dirSyncUsable: this.dirSyncUsable,
       dirSyncErrno: this.dirSyncErrno,
-      filesystemType: this.filesystemType,
+      filesystemType,
       lock: { kind: this.lock.method, path: this.lock.path, reason: this.lock.reason },
       segments: this.segments.length,
       currentSegment: this.current.path,
@@ -758,7 +753,9 @@ export class Wal {
         await this.cut(nameIndex);
       }
       this.currentEnd += bytes;
-      return { pending: this.track(this.current.append(records, sync)) };
+      const pending = this.track(this.current.append(records, sync));
+      this.maybePrepareNextSegment();
+      return { pending };
     });
     return issued.then(({ pending }) => pending).then(() => undefined);
   }
@@ -789,7 +786,12 @@ export class Wal {
     this.dirSyncErrno = result.errno;
   }
 
-  /** Create + preallocate the next segment in the background, so a cut does not wait for it. */
+  /** Once the current segment is half full, create + preallocate the next one in the
+   * background, so the cut does not wait for it (and an open/close alone costs nothing). */
+  private maybePrepareNextSegment(): void {
+    if (this.prepared === null && this.currentEnd >= this.opts.segmentBytes / 2) this.prepareNextSegment();
+  }
+
   private prepareNextSegment(): void {
     const seq = this.segments[this.segments.length - 1]!.seq + 1;
     const file = path.join(this.dir, preparedSegmentFileName(seq));
@@ -814,8 +816,9 @@ export class Wal {
     await old.sync();
     const prevCrc = this.lastCrc;
 
-    const prepared = this.prepared;
-    if (prepared === null || prepared.seq !== oldInfo.seq + 1) throw new Error(`internal: no segment prepared after seq ${oldInfo.seq}`);
+    if (this.prepared === null) this.prepareNextSegment(); // one batch jumped past the half
+    const prepared = this.prepared!;
+    if (prepared.seq !== oldInfo.seq + 1) throw new Error(`internal: segment prepared for seq ${prepared.seq}, cutting after seq ${oldInfo.seq}`);
     this.prepared = null;
     await prepared.ready;
 
@@ -855,7 +858,47 @@ export class Wal {
     this.segments.push({ seq, firstIndex, path: finalPath });
     await old.close();
     this.opts.logger.info(`WAL cut to ${path.basename(finalPath)}`);
-    this.prepareNextSegment();
+    this.maybePrepareNextSegment();
+  }
+}
+
+function probeCapabilities(backend: WalBackend, dir: string): NonNullable<Wal['probes']> {
+  let directIo: { usable: boolean; reason: string };
+  try {
+    const p = backend.probeDirectIo(dir);
+    directIo = { usable: p.usable, reason: p.reason };
+  } catch (err) {
+    directIo = { usable: false, reason: `probe failed: ${(err as Error).message}` };
+  }
+  let filesystemType: string;
+  try {
+    filesystemType = backend.filesystemType(dir);
+  } catch (err) {
+    filesystemType = `unknown (${(err as Error).message})`;
+  }
+  return { directIo, filesystemType };
+}
+
+/** Append one PAD frame (buffered) so the segment continues at the next block boundary. */
+async function padToBlockBoundary(
+  backend: WalBackend,
+  file: string,
+  offset: number,
+  prevCrc: number,
+  salt: number,
+  blockSize: number,
+): Promise<AppendResult> {
+  let gap = Math.ceil(offset / blockSize) * blockSize - offset;
+  if (gap < FRAME_HEADER_BYTES + 8) gap += blockSize; // a PAD frame needs a header and ≥ 1 byte
+  const seg = await backend.openSegment(file, { mode: 'buffered', offset, prevCrc, salt });
+  try {
+    const result = await seg.append([{ type: RecordType.Pad, payload: new Uint8Array(gap - FRAME_HEADER_BYTES) }], true);
+    if (result.endOffset % blockSize !== 0) {
+      throw new Error(`internal: PAD frame from offset ${offset} ended at ${result.endOffset}, not a multiple of ${blockSize}`);
+    }
+    return result;
+  } finally {
+    await seg.close();
   }
 }
 

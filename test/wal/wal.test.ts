@@ -233,6 +233,20 @@ for (const { name, backend } of backends) {
         await replay.wal.close();
       }
     });
+
+    it('switching modes between runs (buffered ↔ direct) keeps one readable log', async () => {
+      const modes = ['buffered', backend.probeDirectIo(root).usable ? 'direct' : 'dsync', 'buffered', 'auto'] as const;
+      let next = 1;
+      for (const [round, mode] of modes.entries()) {
+        const opts = options({ mode, segmentBytes: 256 * 1024 });
+        const wal = round === 0 ? track(await Wal.create(dir, { ...opts, metadata: METADATA })) : track(await Wal.open(dir, opts)).wal;
+        for (let i = 0; i < 5; i++, next++) await wal.save({ term: 1, vote: 1, commit: next }, [entry(next)]);
+        await wal.close();
+      }
+      const replay = track(await Wal.open(dir, options({ segmentBytes: 256 * 1024 })));
+      assert.deepEqual(replay.entries, range(1, next - 1));
+      assert.equal(replay.repair, null);
+    });
   });
 }
 
