@@ -82,7 +82,6 @@ import {
   resolveOptions,
   validateNodeId,
   validatePeerUrl,
-  type NodeLogger,
   type RaftNodeOptions,
   type ResolvedOptions,
 } from './options.js';
@@ -333,28 +332,16 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         this.rawNode.reportSnapshot(id, ok);
         this.schedule();
       },
-      logger: this.transportLogger(o),
+      onRemoved: (byPeer) => this.onRemovedByPeer(byPeer),
+      logger: o.logger,
     });
   }
 
   /**
    * A peer answers 410 Gone once it has applied our removal — a committed fact — but the core
    * never tells a removed follower (the leader stops replicating to it the moment it applies
-   * the removal). The transport has no callback for that answer yet, so we recognise its log
-   * line. TEMPORARY: replace with a Transport `onRemoved(byPeer)` callback once it exists.
+   * the removal), so the transport reports it and we stop.
    */
-  private transportLogger(o: ResolvedOptions<R>): NodeLogger {
-    return {
-      debug: (msg, fields) => o.logger.debug(msg, fields),
-      info: (msg, fields) => o.logger.info(msg, fields),
-      warn: (msg, fields) => {
-        o.logger.warn(msg, fields);
-        if (fields !== undefined && fields.status === 410 && typeof fields.peer === 'number') this.onRemovedByPeer(fields.peer);
-      },
-      error: (msg, fields) => o.logger.error(msg, fields),
-    };
-  }
-
   private onRemovedByPeer(peer: NodeId): void {
     if (this.state !== 'running' || this.removedSelf) return;
     this.removedSelf = true;

@@ -55,6 +55,8 @@ export interface PeerSenderContext {
   logger: TransportLogger;
   onUnreachable(id: NodeId): void;
   onSnapshotStatus(id: NodeId, ok: boolean): void;
+  /** Peer `byPeer` answered 410 Gone: it has applied this node's removal. */
+  onRemoved(byPeer: NodeId): void;
   /** Ask for `flush()` to be called on a later turn of the event loop (coalesced). */
   scheduleFlush(peer: PeerSender): void;
 }
@@ -333,6 +335,7 @@ export class PeerSender {
     else this.ctx.logger.warn('transport: send failed', fields);
     if (backoff) this.enterBackoff();
     this.reportUnreachableNow();
+    if (status === 410) this.ctx.onRemoved(this.id);
   }
 
   private snapshotFailed(reason: string): void {

@@ -81,6 +81,7 @@ export class Transport {
       onUnreachable: (id) => this.callback('onUnreachable', () => this.opts.onUnreachable(id)),
       onSnapshotStatus: (id, ok) =>
         this.callback('onSnapshotStatus', () => this.opts.onSnapshotStatus(id, ok)),
+      onRemoved: (byPeer) => this.callback('onRemoved', () => this.opts.onRemoved?.(byPeer)),
       scheduleFlush: (peer) => this.scheduleFlush(peer),
     };
     for (const [id, url] of opts.peers) {

@@ -73,6 +73,9 @@ export interface TransportOptions {
   onUnreachable(id: NodeId): void;
   /** Outcome of sending a snapshot to a peer (→ RawNode.reportSnapshot). */
   onSnapshotStatus(id: NodeId, ok: boolean): void;
+  /** A peer answered 410 Gone: it has applied this node's removal from the cluster (a committed
+   * fact the core never tells a removed follower). Optional. */
+  onRemoved?(byPeer: NodeId): void;
   limits?: Partial<TransportLimits>;
   logger?: TransportLogger;
   /** Requests allowed in flight on one peer connection (HTTP/1.1 pipelining depth). Default 8:
