@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { ConfigError, ProposalDroppedError } from '../../src/raft/index.js';
-import { MessageType } from '../../src/raft/types.js';
-import { Cluster, TestNode, bytes, reportSeedOnFailure, text } from './harness.js';
+import { MessageType, Role } from '../../src/raft/types.js';
+import { Cluster, TestNode, bytes, reportSeedOnFailure, text, TEST_SEED } from './harness.js';
 
 const ELECTION = 10;
 const reads = (tn: TestNode): Array<[number, string]> => tn.readStates.map((r) => [r.index, text(r.context)]);
@@ -107,6 +107,54 @@ describe('ReadIndex', function () {
     c.stabilize();
     assert.deepEqual(reads(c.get(3)), [[lead.status.commit, 'lease-3']]);
     assert.equal(c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat).length, 0);
+  });
+
+  it('safe: a deposed leader cut off in the minority never serves a read', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, checkQuorum: true });
+    c.elect(1);
+    c.propose(1, 'a');
+    c.partition([1], [2, 3]);
+    const nl = c.tickUntilLeader([2, 3], 5 * ELECTION);
+    c.propose(nl.id, 'w');
+    const old = c.get(1);
+    if (old.role === Role.Leader) {
+      old.node.readIndex(bytes('stale?'));
+      c.tick(2 * ELECTION);
+    }
+    for (const rs of old.readStates) {
+      assert.ok(rs.index >= nl.status.commit, `stale read at ${rs.index}; 'w' committed at ${nl.status.commit}`);
+    }
+  });
+
+  it('lease-based: a leader cut off from the quorum never serves a read that misses a write committed by its successor', function () {
+    // Linearizability of lease reads: once a new leader has committed a write, no read that is
+    // requested afterwards may be served at an index before it. The old leader's lease must end
+    // before the followers' lease (during which they refuse to vote) does, whatever the phase of
+    // its CheckQuorum timer when the partition starts.
+    for (let phase = 0; phase < ELECTION; phase++) {
+      const c = new Cluster([1, 2, 3], { electionTick: ELECTION, checkQuorum: true, readOnlyOption: 'lease-based' });
+      c.elect(1);
+      c.propose(1, 'a');
+      c.tick(phase);
+      c.partition([1], [2, 3]);
+      let ticks = 0;
+      while (!c.leaders().some((l) => l.id !== 1)) {
+        c.tick(1);
+        assert.ok(++ticks <= 5 * ELECTION, `phase ${phase}: no new leader (seed ${TEST_SEED})`);
+      }
+      const nl = c.leaders().find((l) => l.id !== 1)!;
+      c.propose(nl.id, 'w');
+      const committedW = nl.status.commit;
+      const old = c.get(1);
+      if (old.role !== Role.Leader) continue;
+      old.node.readIndex(bytes('lease-read'));
+      old.drain();
+      for (const rs of old.readStates) {
+        assert.ok(rs.index >= committedW,
+          `phase ${phase}: old leader (still leader ${ticks} ticks into the partition) served a lease read at index ` +
+          `${rs.index}, but node ${nl.id} had already committed 'w' at ${committedW} (seed ${TEST_SEED})`);
+      }
+    }
   });
 
   it('lease-based reads require CheckQuorum (config validation)', function () {
