@@ -77,6 +77,13 @@ const PARALLEL_TYPES = new Set<MessageType>([
   MessageType.TimeoutNow,
 ]);
 
+interface TakenReady {
+  rd: Ready;
+  becameLeader: boolean;
+  newTerm: number;
+  parallelSent: boolean;
+}
+
 const FORWARDED_TYPES = new Set<MessageType>([
   MessageType.Prop,
   MessageType.ReadIndex,
@@ -98,6 +105,8 @@ export class NodeHost implements LogMirror {
   private lastHardState: HardState = { term: 0, vote: 0, commit: 0 };
   /** A Ready whose persist phase is done and whose publish phase is pending. */
   inProgress: Ready | null = null;
+  /** A Ready taken whose parallel messages went out but whose write is not durable yet. */
+  private taken: TakenReady | null = null;
   /** Set on any input; cleared once hasReady() says there is nothing. */
   maybeReady = false;
   incarnation = 0;
@@ -129,6 +138,13 @@ export class NodeHost implements LogMirror {
     readonly id: NodeId,
     private readonly env: HostEnvironment,
   ) {}
+
+  /** Between taking a Ready and finishing it (write pending, or messages not yet sent). */
+  get midReady(): string {
+    if (this.taken !== null) return 'parallel messages sent, write pending';
+    if (this.inProgress !== null) return 'between persist and send';
+    return '';
+  }
 
   get running(): boolean {
     return this.state === 'running';
@@ -169,6 +185,7 @@ export class NodeHost implements LogMirror {
     this.raw = new RawNode(this.env.raftConfig(this.id, this.storage, this.smApplied));
     this.state = 'running';
     this.inProgress = null;
+    this.taken = null;
     this.maybeReady = true;
   }
 
@@ -176,6 +193,8 @@ export class NodeHost implements LogMirror {
     this.state = 'down';
     this.raw = null;
     this.inProgress = null;
+    if (this.taken !== null) this.env.trace.add('lost-write', this.id, null, 'crashed before the pending write was durable');
+    this.taken = null;
     this.maybeReady = false;
     this.reads.length = 0;
     this.readIndexes.length = 0;
@@ -221,7 +240,7 @@ export class NodeHost implements LogMirror {
   /** True if a persist or publish phase can run now. */
   hasWork(): boolean {
     if (this.state !== 'running') return false;
-    if (this.inProgress !== null) return true;
+    if (this.inProgress !== null || this.taken !== null) return true;
     if (!this.maybeReady) return false;
     if ((this.raw as RawNode).hasReady()) return true;
     this.maybeReady = false;
@@ -232,6 +251,10 @@ export class NodeHost implements LogMirror {
   processNext(): boolean {
     if (this.inProgress !== null) {
       this.publish();
+      return true;
+    }
+    if (this.taken !== null) {
+      this.write(this.taken);
       return true;
     }
     if (this.hasWork()) {
@@ -263,9 +286,26 @@ export class NodeHost implements LogMirror {
       }
       if (m.from !== this.id) violation(`n${this.id} emitted a message from n${m.from}`);
     }
-    const parallelFirst = random.chance(0.5);
-    if (parallelFirst) for (const m of rd.parallelMessages) this.env.send(this.id, m);
+    const taken: TakenReady = { rd, becameLeader, newTerm, parallelSent: false };
+    if (rd.parallelMessages.length > 0 && random.chance(0.5)) {
+      for (const m of rd.parallelMessages) this.env.send(this.id, m);
+      taken.parallelSent = true;
+      if (random.chance(0.5)) {
+        // The disk write completes in a later step: a crash in between loses it although the
+        // leader's appends are already on the wire.
+        this.taken = taken;
+        trace.add('write-pending', this.id, null, 'parallel messages sent, write not yet durable');
+        return;
+      }
+    }
+    this.write(taken);
+  }
 
+  /** The durable write of a taken Ready (snapshot, entries, hard state), then phase B is due. */
+  private write(taken: TakenReady): void {
+    const { rd, becameLeader, newTerm } = taken;
+    const { checker } = this.env;
+    this.taken = null;
     // Everything below is one durable write, synced if mustSync or a snapshot is involved.
     const prev = this.lastHardState;
     if (rd.hardState !== null) {
@@ -308,7 +348,7 @@ export class NodeHost implements LogMirror {
     }
     if (becameLeader) checker.checkLeaderCompleteness(this.mirror(), newTerm);
 
-    if (!parallelFirst) for (const m of rd.parallelMessages) this.env.send(this.id, m);
+    if (!taken.parallelSent) for (const m of rd.parallelMessages) this.env.send(this.id, m);
     this.inProgress = rd;
   }
 

@@ -28,6 +28,15 @@ describe('raft deterministic simulation', function () {
     });
   }
 
+  it('catches a harness that loses acknowledged entries on crash (--mutation lose-acked-entries)', () => {
+    const failures = [];
+    for (let seed = 1; seed <= 10; seed++) {
+      const result = runSeed({ seed, steps: STEPS, mutation: 'lose-acked-entries' });
+      if (!result.ok) failures.push(seed);
+    }
+    assert.ok(failures.length > 0, 'no seed noticed that acknowledged entries were lost');
+  });
+
   it('is deterministic: the same seed replays the same run', () => {
     const a = runSeed({ seed: 77, steps: 2000 });
     const b = runSeed({ seed: 77, steps: 2000 });

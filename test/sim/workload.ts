@@ -65,7 +65,7 @@ export function injectEvent(sim: Sim): void {
     case 'reboot': {
       // Crash and come straight back: the node rejoins while the same election may be running.
       const host = pickCrashVictim(sim, running);
-      sim.trace.add('reboot', host.id, null, host.inProgress !== null ? 'between persist and send' : '');
+      sim.trace.add('reboot', host.id, null, host.midReady);
       sim.stats.crashes++;
       host.crash();
       host.start();
@@ -136,7 +136,7 @@ function crash(sim: Sim, running: NodeHost[], downCount: number): void {
   const quorumSafe = downCount < tolerated;
   if (!quorumSafe && !sim.random.chance(0.15)) return;
   const host = pickCrashVictim(sim, running);
-  sim.trace.add('crash', host.id, null, host.inProgress !== null ? 'between persist and send' : '');
+  sim.trace.add('crash', host.id, null, host.midReady);
   sim.stats.crashes++;
   host.crash();
 }
@@ -146,7 +146,7 @@ function crash(sim: Sim, running: NodeHost[], downCount: number): void {
 function pickCrashVictim(sim: Sim, running: NodeHost[]): NodeHost {
   const r = sim.random.next();
   if (r < 0.4) {
-    const midReady = running.filter((h) => h.inProgress !== null);
+    const midReady = running.filter((h) => h.midReady !== '');
     if (midReady.length > 0) return sim.random.pick(midReady);
   } else if (r < 0.7) {
     const voted = running.filter((h) => h.lastVoteGrantStep >= sim.now - 30);
