@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { EntryType, type Entry, type HardState } from '../../src/raft/types.js';
 import { RecordType, type ScannedRecord, type WalBackend } from '../../src/wal/backend.js';
@@ -187,7 +188,7 @@ for (const { name, backend } of backends) {
       await verifyOffsets('zero');
     });
 
-    if (backend.probeDirectIo(tempRootForProbe()).usable) {
+    if (backend.probeDirectIo(os.tmpdir()).usable) {
       it('direct mode: truncated at every byte offset of its last 3 records (PAD frames sampled)', async () => {
         variant = { mode: 'direct', segmentBytes: 256 * 1024 };
         await verifyOffsets('truncate');
@@ -312,12 +313,6 @@ for (const { name, backend } of backends) {
       });
     });
   });
-}
-
-function tempRootForProbe(): string {
-  const dir = tempRoot('probe');
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /** The crc chain value that the last of `files` starts from (the lastCrc of the one before). */
