@@ -3,7 +3,8 @@
  *
  * Runs seeds S … S+N−1 with M chaos steps each, stops at the first violation (printing the seed,
  * the per-seed parameters and the trace of the last events) and exits non-zero. Progress goes
- * to stderr every 500 runs; the last stdout line is the summary:
+ * to stderr every 500 runs; --keep-going prints one line per failing seed and carries on
+ * (soak mode). The last stdout line is the summary:
  *   runs=N steps=M violations=V elapsed=Xs
  */
 import type { Mutation } from './node-host.js';
@@ -15,10 +16,12 @@ interface CliOptions {
   steps: number;
   verbose: boolean;
   mutation: Mutation;
+  traceLines: number;
+  keepGoing: boolean;
 }
 
 function parseArgs(argv: string[]): CliOptions {
-  const opts: CliOptions = { seed: 1, runs: 1, steps: 5000, verbose: false, mutation: 'none' };
+  const opts: CliOptions = { seed: 1, runs: 1, steps: 5000, verbose: false, mutation: 'none', traceLines: 200, keepGoing: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const value = (): number => {
@@ -34,6 +37,8 @@ function parseArgs(argv: string[]): CliOptions {
       case '--runs': opts.runs = value(); break;
       case '--steps': opts.steps = value(); break;
       case '--verbose': case '-v': opts.verbose = true; break;
+      case '--trace': opts.traceLines = Math.max(1, value()); break;
+      case '--keep-going': opts.keepGoing = true; break;
       case '--mutation': {
         const m = argv[++i];
         if (m !== 'none' && m !== 'forget-vote' && m !== 'lose-acked-entries') {
@@ -43,7 +48,7 @@ function parseArgs(argv: string[]): CliOptions {
         break;
       }
       case '--help': case '-h':
-        process.stdout.write('usage: npm run sim -- [--seed S] [--runs N] [--steps M] [--verbose] [--mutation forget-vote|lose-acked-entries]\n');
+        process.stdout.write('usage: npm run sim -- [--seed S] [--runs N] [--steps M] [--verbose] [--trace LINES] [--keep-going] [--mutation forget-vote|lose-acked-entries]\n');
         process.exit(0);
         break;
       default:
@@ -67,7 +72,7 @@ function main(): number {
   let runs = 0;
   let violations = 0;
   for (let seed = opts.seed; seed < opts.seed + opts.runs; seed++) {
-    const result = runSeed({ seed, steps: opts.steps, mutation: opts.mutation });
+    const result = runSeed({ seed, steps: opts.steps, mutation: opts.mutation, traceLines: opts.traceLines });
     runs++;
     if (opts.verbose || opts.runs === 1) {
       const s = result.stats;
@@ -78,8 +83,12 @@ function main(): number {
     }
     if (!result.ok) {
       violations++;
-      process.stdout.write(`${formatFailure(result, opts.steps)}\n`);
-      break;
+      if (!opts.keepGoing) {
+        process.stdout.write(`${formatFailure(result, opts.steps)}\n`);
+        break;
+      }
+      // Soak mode: one line per failing seed, then carry on.
+      process.stdout.write(`VIOLATION seed=${seed}: ${result.failure?.split('\n')[0]}\n`);
     }
     if (runs % 500 === 0) {
       process.stderr.write(`sim: ${runs}/${opts.runs} runs ok (seeds ${opts.seed}..${seed}), ${elapsed()}s\n`);

@@ -14,6 +14,13 @@ const FIRST_SEED = 1;
 const SEEDS = 500;
 const STEPS = 5000;
 const CHUNK = 50;
+/**
+ * Seeds outside 1..500 that once found a core bug; they stay in CI as regression tests.
+ * 3762: lease-based read served by a deposed leader (term 3) after the term-4 leader committed
+ *   index 13 — with lock-step clocks, i.e. the etcd-style lease (CheckQuorum step-down up to
+ *   2×electionTimeout after last contact vs. followers voting after 1×) is too long.
+ */
+const REGRESSION_SEEDS = [3762];
 
 describe('raft deterministic simulation', function () {
   this.timeout(600_000);
@@ -27,6 +34,13 @@ describe('raft deterministic simulation', function () {
       }
     });
   }
+
+  it(`regression seeds ${REGRESSION_SEEDS.join(', ')}`, () => {
+    for (const seed of REGRESSION_SEEDS) {
+      const result = runSeed({ seed, steps: STEPS });
+      if (!result.ok) assert.fail(formatFailure(result, STEPS));
+    }
+  });
 
   it('catches a harness that loses acknowledged entries on crash (--mutation lose-acked-entries)', () => {
     const failures = [];

@@ -56,6 +56,10 @@ export interface SimParams {
   eventRate: number;
   /** FoundationDB-style BUGGIFY: reboot nodes right after they grant a vote, now and then. */
   buggify: boolean;
+  /** Every tick event ticks all running nodes (no clock drift). Lease-based reads assume
+   * bounded clock drift, so lease seeds run with lock-step clocks; other seeds let each
+   * node's clock run at its own random pace. */
+  lockstepTicks: boolean;
 }
 
 export interface SimResult {
@@ -84,6 +88,12 @@ export interface SimStats {
 }
 
 export function chooseParams(random: SimRandom): SimParams {
+  const p = chooseBaseParams(random);
+  p.lockstepTicks = p.readOnlyOption === 'lease-based';
+  return p;
+}
+
+function chooseBaseParams(random: SimRandom): SimParams {
   const electionTick = random.pick([5, 10, 10, 20]);
   const checkQuorum = random.chance(0.5);
   const maxSizePerMsg = random.pick([64, 256, 4096, 1 << 20]);
@@ -111,6 +121,7 @@ export function chooseParams(random: SimRandom): SimParams {
     },
     eventRate: random.pick([0.03, 0.06, 0.1]),
     buggify: random.chance(0.5),
+    lockstepTicks: false,
   };
 }
 
@@ -121,7 +132,7 @@ export function describeParams(p: SimParams): string {
     `maxMsg=${p.maxSizePerMsg} inflight=${p.maxInflightMsgs}/${p.maxInflightBytes}B ` +
     `maxUncommitted=${p.maxUncommittedEntriesSize} committedPerReady=${p.maxCommittedSizePerReady} ` +
     `snapshotEvery=${p.snapshotEvery} keep=${p.compactKeep} codec=${p.codec} ` +
-    `drop=${f.drop} dup=${f.duplicate} delay=${f.delay}x${f.maxDelay} events=${p.eventRate} buggify=${p.buggify}`;
+    `drop=${f.drop} dup=${f.duplicate} delay=${f.delay}x${f.maxDelay} events=${p.eventRate} buggify=${p.buggify} lockstep=${p.lockstepTicks}`;
 }
 
 export class Sim implements HostEnvironment {
@@ -372,7 +383,12 @@ export class Sim implements HostEnvironment {
     }
     if ((r -= wTick) < 0) {
       const running = hosts.filter((h) => h.running);
-      if (running.length > 0) this.tick(this.random.pick(running));
+      if (this.params.lockstepTicks) {
+        // One clock tick for everyone; keep the per-node tick rate as in drifting seeds.
+        if (this.random.chance(1 / Math.max(1, running.length))) for (const h of running) this.tick(h);
+      } else if (running.length > 0) {
+        this.tick(this.random.pick(running));
+      }
       return;
     }
     injectEvent(this);
