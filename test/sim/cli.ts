@@ -91,7 +91,7 @@ function main(): number {
       process.stdout.write(`VIOLATION seed=${seed}: ${result.failure?.split('\n')[0]}\n`);
     }
     if (runs % 500 === 0) {
-      process.stderr.write(`sim: ${runs}/${opts.runs} runs ok (seeds ${opts.seed}..${seed}), ${elapsed()}s\n`);
+      process.stderr.write(`sim: ${runs}/${opts.runs} runs (seeds ${opts.seed}..${seed}), ${violations} violations, ${elapsed()}s\n`);
     }
   }
   process.stdout.write(`runs=${runs} steps=${opts.steps} violations=${violations} elapsed=${elapsed()}s\n`);

@@ -68,6 +68,8 @@ export interface SimResult {
   steps: number;
   /** Failure description (invariant, liveness, or an exception from the core). */
   failure: string | null;
+  /** Step at which the run ended (> steps when it failed in the healing phase). */
+  endStep: number;
   trace: string[];
   params: SimParams;
   stats: SimStats;
@@ -327,6 +329,7 @@ export class Sim implements HostEnvironment {
       ok: failure === null,
       steps: Math.min(this.now, this.options.steps),
       failure,
+      endStep: this.now,
       trace: failure === null ? [] : this.trace.lines(),
       params: this.params,
       stats: s,
@@ -495,7 +498,7 @@ export function runSeed(options: SimOptions): SimResult {
 
 export function formatFailure(result: SimResult, steps: number): string {
   const lines = [
-    `VIOLATION seed=${result.seed} at step ${result.steps}: ${result.failure}`,
+    `VIOLATION seed=${result.seed} at step ${result.endStep}${result.endStep > steps ? ' (healing phase)' : ''}: ${result.failure}`,
     `params: ${describeParams(result.params)}`,
     `last ${result.trace.length} events:`,
     ...result.trace.map((l) => `  ${l}`),

@@ -55,6 +55,15 @@ export function injectEvent(sim: Sim): void {
     case 'propose': {
       const host = sim.random.pick(running);
       const burst = sim.random.chance(0.2) ? sim.random.range(2, 16) : 1;
+      if (burst > 1 && sim.random.chance(0.5)) {
+        // One multi-entry proposal (all or nothing).
+        const first = sim.nextWriteId;
+        const batch: Uint8Array[] = [];
+        for (let i = 0; i < burst; i++) batch.push(encodeWrite(sim.nextWriteId++, sim.random.intn(24)));
+        sim.trace.add('propose', host.id, null, `writes ${first}..${sim.nextWriteId - 1} (one batch)`);
+        host.tryInput('proposeBatch', (raw) => raw.proposeBatch(batch));
+        return;
+      }
       for (let i = 0; i < burst && host.running; i++) proposeWrite(sim, host, sim.nextWriteId++);
       return;
     }
