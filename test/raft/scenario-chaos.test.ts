@@ -6,17 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { ProposalDroppedError, SeededRandom } from '../../src/raft/index.js';
-import { Role, type NodeId } from '../../src/raft/types.js';
-import { Cluster, bytes, reportSeedOnFailure, TEST_SEED, text } from './harness.js';
+import { ConfChangeType, Role, type NodeId } from '../../src/raft/types.js';
+import { Cluster, TestNode, bytes, confChange, reportSeedOnFailure, TEST_SEED, text } from './harness.js';
 
 const ELECTION = 10;
-const IDS: NodeId[] = [1, 2, 3, 4, 5];
+const INITIAL: NodeId[] = [1, 2, 3, 4, 5];
 
 interface PendingRead { node: NodeId; ctx: string; committedBefore: number }
 
-function runChaos(seed: number, steps: number, opts: { preVote: boolean; checkQuorum: boolean }): void {
+function runChaos(seed: number, steps: number, opts: { preVote: boolean; checkQuorum: boolean; membership: boolean }): void {
   const rnd = new SeededRandom(seed);
-  const c = new Cluster(IDS, { electionTick: ELECTION, seed, ...opts });
+  const { membership, ...raftOpts } = opts;
+  // With membership changes the initial configuration is bootstrapped into the log, so nodes
+  // added later learn it from the log (or a snapshot).
+  const c = new Cluster(INITIAL, { electionTick: ELECTION, seed, bootstrap: membership, ...raftOpts });
+  const IDS: NodeId[] = [...INITIAL];
   c.autoReportSnapshot = true;
   const leaderOfTerm = new Map<number, NodeId>();
   const appliedAt = new Map<number, string>(); // index → term:data applied by someone
@@ -106,6 +110,27 @@ function runChaos(seed: number, steps: number, opts: { preVote: boolean; checkQu
           trace.push(`${step}: transfer ${l.id} -> ${id}`);
           l.node.transferLeader(id);
         }
+      } else if (membership && op < 92) {
+        const l = c.currentLeader();
+        if (l) {
+          const cs = l.status.config;
+          const choice = rnd.intn(3);
+          const fresh = [6, 7].find((x) => !IDS.includes(x));
+          if (choice === 0 && fresh !== undefined) {
+            trace.push(`${step}: add learner ${fresh} via ${l.id}`);
+            c.add(new TestNode(fresh, { voters: [], electionTick: ELECTION, seed, ...raftOpts }));
+            IDS.push(fresh);
+            l.node.proposeConfChange(confChange(ConfChangeType.AddLearner, fresh));
+          } else if (choice === 1 && cs.learners.length > 0) {
+            const x = cs.learners[rnd.intn(cs.learners.length)]!;
+            trace.push(`${step}: promote ${x} via ${l.id}`);
+            l.node.proposeConfChange(confChange(ConfChangeType.PromoteLearner, x));
+          } else if (choice === 2 && cs.voters.length > 3) {
+            const x = cs.voters[rnd.intn(cs.voters.length)]!;
+            trace.push(`${step}: remove ${x} via ${l.id}`);
+            l.node.proposeConfChange(confChange(ConfChangeType.RemoveNode, x));
+          }
+        }
       } else {
         const ctx = `r${seed}-${readSeq++}`;
         const committedBefore = maxCommit();
@@ -130,8 +155,14 @@ function runChaos(seed: number, steps: number, opts: { preVote: boolean; checkQu
     return Infinity;
   };
   // A node restored from a snapshot may hold 'final' inside it: compare applied indexes.
+  const members = (): NodeId[] => {
+    const l = c.currentLeader();
+    if (l === undefined) return IDS;
+    const cs = l.status.config;
+    return [...cs.voters, ...cs.learners];
+  };
   const appliedFinal = (id: NodeId): boolean => c.get(id).lastApplied >= finalIndex();
-  for (let round = 0; round < 30 && !IDS.every(appliedFinal); round++) {
+  for (let round = 0; round < 30 && !members().every(appliedFinal); round++) {
     const leader = c.currentLeader();
     if (leader !== undefined && !c.get(leader.id).appliedData().includes('final')) {
       try {
@@ -143,7 +174,7 @@ function runChaos(seed: number, steps: number, opts: { preVote: boolean; checkQu
     c.tick(ELECTION);
   }
   check();
-  for (const id of IDS) {
+  for (const id of members()) {
     assert.ok(appliedFinal(id),
       `node ${id} did not apply the final write after healing; ${where()}\n${IDS.map((x) => JSON.stringify(c.get(x).status)).join('\n')}`);
   }
@@ -154,8 +185,9 @@ describe('Chaos (seeded random scenarios with safety checks after every step)', 
   const RUNS = 12;
   const STEPS = 250;
   for (const [name, opts] of [
-    ['plain', { preVote: false, checkQuorum: false }],
-    ['preVote + checkQuorum', { preVote: true, checkQuorum: true }],
+    ['plain', { preVote: false, checkQuorum: false, membership: false }],
+    ['preVote + checkQuorum', { preVote: true, checkQuorum: true, membership: false }],
+    ['membership changes, preVote + checkQuorum', { preVote: true, checkQuorum: true, membership: true }],
   ] as const) {
     it(`${name}: ${RUNS} runs of ${STEPS} steps`, function () {
       for (let i = 0; i < RUNS; i++) runChaos(TEST_SEED * 1000 + i, STEPS, opts);
