@@ -183,6 +183,13 @@ export class NodeHost implements LogMirror {
     this.leader = 0;
     this.incarnation++;
     this.raw = new RawNode(this.env.raftConfig(this.id, this.storage, this.smApplied));
+    // The core must come back with exactly the durable term and vote (a forgotten vote allows
+    // two leaders in one term, which needs a rare schedule to show up otherwise).
+    const st = this.raw.status();
+    if (st.term !== hs.term || st.vote !== hs.vote || st.commit < hs.commit) {
+      violation(`n${this.id} restarted with term/vote/commit ${st.term}/${st.vote}/${st.commit} but ` +
+        `storage holds ${hs.term}/${hs.vote}/${hs.commit}`);
+    }
     this.state = 'running';
     this.inProgress = null;
     this.taken = null;
