@@ -134,10 +134,20 @@ function parsePeerUrl(body: Buffer): string {
   return `${url.protocol}//${url.host}`;
 }
 
-/** Reads the whole body, refusing (without buffering further) once it passes `limit`. */
+/** Past the body limit we keep reading (and discarding) up to this many bytes so the client
+ * can finish sending and read our 413; a larger upload is cut off. */
+const DISCARD_BYTES_MAX = 16 * 1024 * 1024;
+
+/**
+ * Reads the whole body. Past `limit` nothing more is stored: the rest is read and discarded
+ * and the promise rejects with 413 once the client has finished (clients that write the whole
+ * body before reading the answer would otherwise see a reset instead of the 413). Beyond
+ * DISCARD_BYTES_MAX, or when the declared length is that large, it answers at once and the
+ * connection is closed.
+ */
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) return Promise.reject(new BodyTooLarge(limit));
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > DISCARD_BYTES_MAX) return Promise.reject(new BodyTooLarge(limit));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -155,15 +165,13 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
-        chunks.length = 0;
-        // Keep draining (not storing) so the client can read our 413 instead of a reset.
-        req.resume();
-        finish(new BodyTooLarge(limit));
+        chunks.length = 0; // drop what we held: this body is refused
+        if (size > DISCARD_BYTES_MAX) finish(new BodyTooLarge(limit));
         return;
       }
       chunks.push(chunk);
     };
-    const onEnd = (): void => finish(null);
+    const onEnd = (): void => finish(size > limit ? new BodyTooLarge(limit) : null);
     const onError = (err: Error): void => finish(new ApiError(400, 'bad_request', `reading the body failed: ${err.message}`));
     const onAborted = (): void => finish(new ApiError(400, 'bad_request', 'client aborted the request'));
     req.on('data', onData);
@@ -342,7 +350,7 @@ export class KvHttpApi {
     if (api.status === 503) Object.assign(body, this.leaderFields());
     const headers: Record<string, string> = { ...api.headers };
     // Unread request bytes would be parsed as the next request: close instead.
-    if (api instanceof BodyTooLarge || !res.req.complete) headers.Connection = 'close';
+    if (!res.req.complete) headers.Connection = 'close';
     if (api.status === 503) headers['Retry-After'] = '1';
     this.sendJson(res, api.status, body, headers);
   }
