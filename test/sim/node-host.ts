@@ -152,10 +152,13 @@ export class NodeHost implements LogMirror {
 
   /** Starts a brand-new member: bootstrap with `peers`, or empty (to be added by a leader). */
   startFresh(peers: NodeId[] | null): void {
+    this.bootstrapPeers = peers;
     this.start();
-    if (peers !== null) (this.raw as RawNode).bootstrap(peers);
-    this.maybeReady = true;
   }
+
+  /** Original members keep their peer list: like raftexample, a node that finds no durable
+   * state at startup (it crashed before its bootstrap Ready was written) bootstraps again. */
+  private bootstrapPeers: NodeId[] | null = null;
 
   /** (Re)starts from durable storage only. */
   start(): void {
@@ -193,6 +196,11 @@ export class NodeHost implements LogMirror {
     this.state = 'running';
     this.inProgress = null;
     this.taken = null;
+    const empty = hs.term === 0 && this.storage.lastIndex() === 0 && snap.metadata.index === 0;
+    if (empty && this.bootstrapPeers !== null) {
+      this.raw.bootstrap(this.bootstrapPeers);
+      if (this.incarnation > 1) this.env.trace.add('bootstrap', this.id, null, 'no durable state: bootstrapping again');
+    }
     this.maybeReady = true;
   }
 
