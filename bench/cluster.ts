@@ -59,6 +59,8 @@ interface Row {
   errors: number;
   /** CPU of each process during the point, % of one core. */
   cpu: Record<string, number>;
+  /** The process that was leader (the load goes to it). */
+  leader: string;
   /** Whole-machine CPU busy during the point, % of all cores (includes unrelated processes). */
   machineBusyPct: number;
   limit: string;
@@ -74,8 +76,8 @@ interface Proc {
 interface Target {
   name: string;
   procs: Proc[];
-  /** Base URL of the current leader's client API. */
-  leaderUrl(): Promise<string>;
+  /** Base URL of the current leader's client API, and its process name. */
+  leader(): Promise<{ url: string; name: string }>;
   /** Request path, method and body for one operation. */
   request(op: Op, key: string, value: Buffer): { path: string; method: 'PUT' | 'GET' | 'POST'; body?: Buffer | string; headers?: Record<string, string> };
   /** Whether a response means success. */
@@ -156,17 +158,17 @@ async function startRaftkv(dir: string, walMode: string): Promise<Target> {
       '--log-level', 'warn',
     ]),
   );
-  const leaderUrl = async (): Promise<string> =>
+  const leader = async (): Promise<{ url: string; name: string }> =>
     waitFor('a raftkv leader', 60_000, async () => {
       const res = await fetch(`${apis[0]}/status`);
       const s = (await res.json()) as { leader: number };
-      return s.leader > 0 ? apis[s.leader - 1] : undefined;
+      return s.leader > 0 ? { url: apis[s.leader - 1]!, name: `raftkv-${s.leader}` } : undefined;
     });
-  await leaderUrl();
+  await leader();
   return {
     name: 'raftkv',
     procs,
-    leaderUrl,
+    leader,
     request: (op, key, value) =>
       op === 'put' ? { path: `/${key}`, method: 'PUT', body: value } : { path: `/${key}`, method: 'GET' },
     ok: (op, status) => (op === 'put' ? status === 204 : status === 200),
@@ -195,21 +197,21 @@ async function startEtcd(binary: string, dir: string): Promise<Target> {
       '--log-level', 'warn',
     ]),
   );
-  const leaderUrl = async (): Promise<string> =>
+  const leader = async (): Promise<{ url: string; name: string }> =>
     waitFor('an etcd leader', 60_000, async () => {
-      for (const url of clientUrls) {
+      for (const [i, url] of clientUrls.entries()) {
         const res = await fetch(`${url}/v3/maintenance/status`, { method: 'POST', body: '{}' });
         const s = (await res.json()) as { header?: { member_id?: string }; leader?: string };
-        if (s.leader !== undefined && s.leader !== '0' && s.header?.member_id === s.leader) return url;
+        if (s.leader !== undefined && s.leader !== '0' && s.header?.member_id === s.leader) return { url, name: names[i]! };
       }
       return undefined;
     });
-  await leaderUrl();
+  await leader();
   const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
   return {
     name: 'etcd',
     procs,
-    leaderUrl,
+    leader,
     request: (op, key, value) =>
       op === 'put'
         ? { path: '/v3/kv/put', method: 'POST', body: JSON.stringify({ key: b64(key), value: b64(value) }), headers: { 'content-type': 'application/json' } }
@@ -275,8 +277,7 @@ interface LoadResult {
 }
 
 /** `clients` loops, each with one request in flight, for warmup + duration seconds. */
-async function runLoad(target: Target, op: Op, clients: number, warmupMs: number, durationMs: number): Promise<LoadResult> {
-  const origin = await target.leaderUrl();
+async function runLoad(target: Target, origin: string, op: Op, clients: number, warmupMs: number, durationMs: number): Promise<LoadResult> {
   const pool = new Pool(origin, { connections: clients, pipelining: 1, keepAliveTimeout: 60_000 });
   const value = randomBytes(VALUE_BYTES);
   const latencies = new SampleRecorder();
@@ -319,7 +320,7 @@ async function runLoad(target: Target, op: Op, clients: number, warmupMs: number
 
 /** Writes every key once so GETs find values. */
 async function preload(target: Target): Promise<void> {
-  const origin = await target.leaderUrl();
+  const origin = (await target.leader()).url;
   const pool = new Pool(origin, { connections: 32 });
   const value = randomBytes(VALUE_BYTES);
   let next = 0;
@@ -339,14 +340,22 @@ async function preload(target: Target): Promise<void> {
   await pool.close();
 }
 
+/** "L3:45 1:20 2:21 bench:30": the target's processes (leader marked) and the load generator. */
+function cpuSummary(r: Row): string {
+  return Object.entries(r.cpu)
+    .filter(([k]) => k.startsWith(r.target) || k === 'bench')
+    .map(([k, v]) => `${k === r.leader ? 'L' : ''}${k.replace(/^(raftkv|etcd)-/, '')}:${v}`)
+    .join(' ');
+}
+
 function judgeLimit(op: Op, clients: number, cpu: Record<string, number>, machineBusyPct: number, p50: number, fsyncMs: number, target: string): string {
   const own = Object.entries(cpu).filter(([name]) => name.startsWith(target));
-  const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+  const total = Object.values(cpu).reduce((a, b) => a + b, 0); // every process we started, and the bench
   const [busiest, busiestPct] = own.reduce((a, b) => (b[1] > a[1] ? b : a), ['-', 0] as [string, number]);
   const bench = cpu['bench'] ?? 0;
   if (busiestPct >= 80) return `CPU: ${busiest} ${busiestPct.toFixed(0)}%`;
   if (total >= 160) return `CPU: all cores (${total.toFixed(0)}% of 200 in the benchmark's processes)`;
-  if (machineBusyPct >= 90) return `CPU: machine saturated (${machineBusyPct.toFixed(0)}% busy, ${(machineBusyPct * CORES / 100 - total).toFixed(0)}% of a core in other processes)`;
+  if (machineBusyPct >= 90) return `CPU: machine saturated (${machineBusyPct.toFixed(0)}% busy, ${Math.max(0, machineBusyPct * CORES - total).toFixed(0)}% of a core in other processes)`;
   if (bench >= 80) return `CPU: bench client ${bench.toFixed(0)}%`;
   if (op === 'put' && p50 <= 3 * fsyncMs + 2) return `fsync (${fsyncMs.toFixed(2)} ms) + round trip`;
   if (clients === 1) return 'round trips (serial client)';
@@ -403,7 +412,8 @@ async function main(): Promise<void> {
           const benchBefore = process.cpuUsage();
           const machineBefore = machineTicks();
           const t0 = performance.now();
-          const r = await runLoad(target, op, clients, warmupMs, durationMs);
+          const leader = await target.leader();
+          const r = await runLoad(target, leader.url, op, clients, warmupMs, durationMs);
           const wallS = (performance.now() - t0) / 1000;
           const cpu: Record<string, number> = {};
           procs.forEach((p, i) => {
@@ -427,11 +437,12 @@ async function main(): Promise<void> {
             maxMs: max,
             errors: r.errors,
             cpu: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Math.round(v)])),
+            leader: leader.name,
             machineBusyPct: Math.round(machineBusyPct),
             limit: judgeLimit(op, clients, cpu, machineBusyPct, p50, fsyncMs, target.name),
           };
           rows.push(row);
-          const cpuText = Object.entries(row.cpu).filter(([k]) => k.startsWith(target.name) || k === 'bench').map(([k, v]) => `${k.replace(/^(raftkv|etcd)-/, '')}:${v}%`).join(' ');
+          const cpuText = cpuSummary(row).replace(/(\d+)(?= |$)/g, '$1%');
           process.stdout.write(
             `${target.name.padEnd(6)} ${op} c=${String(clients).padStart(3)}  ${row.opsPerSec.toFixed(0).padStart(6)} ops/s  p50 ${p50.toFixed(2)} p99 ${p99.toFixed(2)} max ${max.toFixed(1)} ms  err ${r.errors}  cpu ${cpuText} machine:${row.machineBusyPct}%  → ${row.limit}\n`,
           );
@@ -451,7 +462,7 @@ async function main(): Promise<void> {
     { header: 'p99 ms', value: (r) => r.p99ms, digits: 2 },
     { header: 'max ms', value: (r) => r.maxMs, digits: 1 },
     { header: 'errors', value: (r) => r.errors },
-    { header: 'cpu % (per process)', value: (r) => Object.entries(r.cpu).filter(([k]) => k.startsWith(r.target) || k === 'bench').map(([k, v]) => `${k.replace(/^(raftkv|etcd)-/, '')}:${v}`).join(' '), align: 'left' },
+    { header: 'cpu % (L = leader)', value: cpuSummary, align: 'left' },
     { header: 'machine %', value: (r) => r.machineBusyPct },
     { header: 'limited by', value: (r) => r.limit, align: 'left' },
   ];
