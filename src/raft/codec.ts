@@ -49,15 +49,39 @@ function sharedStructures(): string[][] {
   ];
 }
 
-const packr = new Packr({
-  useRecords: true,
-  structures: sharedStructures(),
-  maxSharedStructures: 7,
-  shouldShareStructure: () => false,
-  // Decoded byte fields must not alias the caller's (possibly reused) receive buffer.
-  copyBuffers: true,
-  moreTypes: false,
-});
+function newPackr(): Packr {
+  return new Packr({
+    useRecords: true,
+    structures: sharedStructures(),
+    maxSharedStructures: 7,
+    shouldShareStructure: () => false,
+    // Decoded byte fields must not alias the caller's (possibly reused) receive buffer.
+    copyBuffers: true,
+    moreTypes: false,
+  });
+}
+
+let packr = newPackr();
+/** The structure arrays as first installed: input that carries its own record definitions makes
+ * msgpackr store them in the decoder's table, where they would change how every later message
+ * from every peer decodes. Decoding must be stateless, so any change is undone at once. */
+let pristineStructures: readonly unknown[] = [...structuresOf(packr)];
+
+function resetIfStructuresChanged(): void {
+  const now = structuresOf(packr);
+  let changed = now.length !== pristineStructures.length;
+  for (let i = 0; !changed && i < now.length; i++) changed = now[i] !== pristineStructures[i];
+  if (!changed) return;
+  packr = newPackr();
+  pristineStructures = [...structuresOf(packr)];
+}
+
+/** msgpackr keeps the decoder's record table on the instance; its typings do not declare it. */
+function structuresOf(p: Packr): unknown[] {
+  const table = (p as unknown as { structures?: unknown[] }).structures;
+  if (!Array.isArray(table)) throw new Error('msgpackr: record structure table not found');
+  return table;
+}
 
 const MESSAGE_TYPES = new Set<number>(
   Object.values(MessageType).filter((v): v is number => typeof v === 'number'),
@@ -255,12 +279,20 @@ function unpack(b: Uint8Array, what: string): unknown {
   if (b.length === 0) throw new CodecError(`${what}: empty input`);
   try {
     // A single value must span the whole input: trailing bytes mean corruption or framing bugs.
-    const values = packr.unpackMultiple(b);
+    const values = unpackAll(b);
     if (values.length !== 1) throw new CodecError(`${what}: expected one value, found ${values.length}`);
     return values[0];
   } catch (err) {
     if (err instanceof CodecError) throw err;
     throw new CodecError(`${what}: malformed msgpack: ${(err as Error).message}`);
+  }
+}
+
+function unpackAll(b: Uint8Array): unknown[] {
+  try {
+    return packr.unpackMultiple(b) as unknown[];
+  } finally {
+    resetIfStructuresChanged();
   }
 }
 

@@ -228,7 +228,13 @@ export class PeerServer {
   }
 
   private checkEnvelope(from: NodeId, m: Message): void {
-    if (m.from !== from) {
+    // A follower forwards proposals, reads and transfer requests to the leader with the
+    // requester's id kept in `from` (the leader answers the requester); such a message may
+    // have passed through a node that no longer knew the leader, so it arrives via another
+    // member. Everything else must come from the node that sent it.
+    const forwardable =
+      m.type === MessageType.Prop || m.type === MessageType.ReadIndex || m.type === MessageType.TransferLeader;
+    if (m.from !== from && !(forwardable && this.opts.senderStatus(m.from) === 'member')) {
       throw new Rejection(400, `message from ${m.from} inside a request from node ${from}`);
     }
     if (m.to !== this.opts.id) {

@@ -134,6 +134,30 @@ describe('codec', function () {
     assert.throws(() => decodeConfChange(encodeConfChange({ type: ConfChangeType.AddVoter, nodeId: 0, context: b() })), CodecError);
     assert.throws(() => decodeHardState(new Packr().pack({ term: 1, vote: 1 })), CodecError);
   });
+
+  it('decoding is stateless: record definitions carried by hostile input never change how later messages decode', function () {
+    // A peer's bytes may define msgpackr records of their own (in our shared slots or new ones);
+    // msgpackr would keep them in the decoder's table and every later batch would mis-decode.
+    const good: Message = {
+      type: MessageType.Heartbeat, from: 1, to: 2, term: 3, logTerm: 0, index: 0, entries: [],
+      commit: 1, reject: false, rejectHint: 0, snapshot: null, context: new Uint8Array(),
+    };
+    const encoded = encodeMessages([good]);
+    const hostile = new Packr({ useRecords: true });
+    const inputs = [
+      hostile.pack([{ a: 1, b: 2 }]),
+      hostile.pack({ type: 1, x: 2 }),
+      hostile.pack([{ type: 10, from: 1 }, { type: 10, from: 1 }]),
+      Uint8Array.from([0xd4, 0x72, 0x40]),
+      Uint8Array.from([0x92, 0xd4, 0x72, 0x40, 0x91, 0xa1, 0x61, 0x01]),
+    ];
+    for (const [i, input] of inputs.entries()) {
+      assert.throws(() => decodeMessages(input), CodecError, `hostile input ${i}`);
+      const back = decodeMessages(encoded);
+      assert.equal(back.length, 1, `after hostile input ${i}`);
+      assert.deepEqual({ ...back[0]!, context: [...back[0]!.context] }, { ...good, context: [] }, `after hostile input ${i}`);
+    }
+  });
 });
 
 describe('validateConfig', function () {

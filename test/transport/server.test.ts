@@ -157,6 +157,21 @@ describe('peer server', function () {
     await assertStillServing();
   });
 
+  it('accepts proposals, reads and transfer requests forwarded on behalf of another member', async function () {
+    // A follower forwards to the leader keeping the requester in `from`.
+    node.addPeer(3, 'http://127.0.0.1:3');
+    for (const type of [MessageType.Prop, MessageType.ReadIndex, MessageType.TransferLeader]) {
+      const a = await request('POST', '/raft', headers(), encodeMessages([msg(type, 3, 1)]));
+      assert.equal(a.status, 204, MessageType[type]);
+    }
+    assert.deepEqual(inbox.messages.map((m) => m.from), [3, 3, 3]);
+    const notForwardable = await request('POST', '/raft', headers(), encodeMessages([msg(MessageType.Heartbeat, 3, 1)]));
+    assert.equal(notForwardable.status, 400);
+    const fromRemoved = await request('POST', '/raft', headers(), encodeMessages([msg(MessageType.Prop, 4, 1)]));
+    assert.equal(fromRemoved.status, 400, 'a removed node cannot be the requester');
+    await assertStillServing();
+  });
+
   it('rejects local message types and snapshots on the batch endpoint', async function () {
     for (const type of [MessageType.Hup, MessageType.Beat, MessageType.Unreachable, MessageType.SnapStatus, MessageType.CheckQuorum, MessageType.Snap]) {
       const a = await request('POST', '/raft', headers(), encodeMessages([msg(type, 2, 1)]));
