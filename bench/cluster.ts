@@ -355,7 +355,9 @@ function judgeLimit(op: Op, clients: number, cpu: Record<string, number>, machin
   const bench = cpu['bench'] ?? 0;
   if (busiestPct >= 80) return `CPU: ${busiest} ${busiestPct.toFixed(0)}%`;
   if (total >= 160) return `CPU: all cores (${total.toFixed(0)}% of 200 in the benchmark's processes)`;
-  if (machineBusyPct >= 90) return `CPU: machine saturated (${machineBusyPct.toFixed(0)}% busy, ${Math.max(0, machineBusyPct * CORES - total).toFixed(0)}% of a core in other processes)`;
+  if (machineBusyPct >= 90) {
+    return `CPU: machine saturated (${machineBusyPct.toFixed(0)}% busy; other processes ${Math.max(0, machineBusyPct * CORES - total).toFixed(0)}% of a core; busiest of ours ${busiest} ${busiestPct.toFixed(0)}%)`;
+  }
   if (bench >= 80) return `CPU: bench client ${bench.toFixed(0)}%`;
   if (op === 'put' && p50 <= 3 * fsyncMs + 2) return `fsync (${fsyncMs.toFixed(2)} ms) + round trip`;
   if (clients === 1) return 'round trips (serial client)';
