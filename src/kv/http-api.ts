@@ -10,7 +10,9 @@
  *
  * Keys are the percent-decoded path after the first `/` (so `/a%2Fb` and `/a/b` are the same
  * key `a/b`); the query string is never part of the key. Successful PUTs and GETs carry the
- * value's revision (the Raft index of the write) in `X-Raftkv-Revision`.
+ * value's revision (the Raft index of the write) in `X-Raftkv-Revision`, and
+ * `Server-Timing: raft;dur=<ms>` says how long the Raft part (commit+apply, or the read barrier)
+ * took, so a client can tell consensus time from HTTP and queueing time.
  *
  * Errors are JSON `{error, message, leader?, leaderId?}`. Nothing a client sends can throw out of
  * the handler: every failure path ends in a response.
@@ -18,6 +20,7 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 import {
   InvalidArgumentError,
@@ -71,6 +74,11 @@ interface ParsedTarget {
   /** Path without the leading '/', not yet decoded. */
   rawPath: string;
   query: URLSearchParams;
+}
+
+/** `Server-Timing` value: how long the Raft part (propose / read barrier) took, in ms. */
+function serverTiming(name: string, since: number): string {
+  return `${name};dur=${(performance.now() - since).toFixed(2)}`;
 }
 
 function parseTarget(url: string | undefined): ParsedTarget {
@@ -266,9 +274,10 @@ export class KvHttpApi {
     checkQuery(query, {});
     const value = await readBody(req, BODY_BYTES_MAX);
     this.checkServing();
+    const t0 = performance.now();
     const result = await this.opts.node.propose(encodePut(key, value), { timeoutMs: this.opts.requestTimeoutMs });
     if ('error' in result) throw new ApiError(500, 'internal', `the write was committed but could not be applied: ${result.error}`);
-    res.writeHead(204, { [REVISION_HEADER]: String(result.revision) });
+    res.writeHead(204, { [REVISION_HEADER]: String(result.revision), 'Server-Timing': serverTiming('raft', t0) });
     res.end();
   }
 
@@ -277,6 +286,7 @@ export class KvHttpApi {
     checkQuery(query, { consistency: ['linearizable', 'serializable'] });
     await this.drain(req);
     this.checkServing();
+    const t0 = performance.now();
     if (query.get('consistency') !== 'serializable') {
       await this.opts.node.readBarrier({ timeoutMs: this.opts.requestTimeoutMs });
     }
@@ -286,6 +296,7 @@ export class KvHttpApi {
       'Content-Type': 'application/octet-stream',
       'Content-Length': stored.value.length,
       [REVISION_HEADER]: String(stored.revision),
+      'Server-Timing': serverTiming('raft', t0),
     });
     res.end(stored.value);
   }
