@@ -98,6 +98,16 @@ export class Raft {
   electionElapsed = 0;
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
+  /**
+   * Monotonic logical clock: ticks seen by this node, plus one (so a 0 stamp means "none").
+   * A leader stamps every App and Heartbeat with it (in `rejectHint`, see Message); the
+   * follower echoes the stamp back, which tells the leader when the follower's lease (its
+   * refusal to vote, see `inLease` in step) began at the latest.
+   */
+  clock = 1;
+  /** This leader sent TimeoutNow in this term: the transferee may win an election that
+   * overrides the followers' lease at any time, so lease reads are over for this term. */
+  leaseRevoked = false;
   /** An explicit campaign() waits for committed entries to be applied (see requestCampaign). */
   deferredCampaign = false;
   /** ReadIndex requests received before this leader committed an entry of its term. */
@@ -268,6 +278,7 @@ export class Raft {
     m.logTerm = prevTerm;
     m.entries = ents;
     m.commit = this.raftLog.committed;
+    m.rejectHint = this.clock; // send stamp, echoed in an accepting AppResp
     this.send(m);
     let bytes = 0;
     for (let i = 0; i < ents.length; i++) bytes += entrySize(ents[i]!);
@@ -308,6 +319,7 @@ export class Raft {
     const m = newMessage(MessageType.Heartbeat, this.id, to, this.term);
     m.commit = Math.min(pr.match, this.raftLog.committed);
     m.context = ctx;
+    m.rejectHint = this.clock; // send stamp, echoed in the HeartbeatResp
     if (pr.sentCommit < m.commit) pr.sentCommit = m.commit;
     this.send(m);
   }
@@ -338,6 +350,8 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    // The transferee campaigns with a context that makes voters ignore their lease.
+    this.leaseRevoked = true;
     this.send(newMessage(MessageType.TimeoutNow, this.id, to, this.term));
   }
 
@@ -383,8 +397,11 @@ export class Raft {
       pr.match = 0;
       pr.next = lastIndex + 1;
       pr.recentActive = false;
+      pr.ackedSendTick = 0;
+      pr.graceTick = 0;
       if (id === this.id) pr.match = Math.min(stableIndex, lastIndex);
     }
+    this.leaseRevoked = false;
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.readOnly = new ReadOnly(this.readOnly.option);
@@ -431,6 +448,7 @@ export class Raft {
   // Timers
 
   tick(): void {
+    this.clock++;
     if (this.state === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
   }
@@ -446,10 +464,17 @@ export class Raft {
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    // Checked on every tick (not once per election timeout): a leader that cannot hold the
+    // followers' lease any more steps down at once, whatever electionElapsed says (a
+    // leadership transfer resets that).
+    if (this.checkQuorum) this.checkQuorumActive();
+    if (this.state !== Role.Leader) return;
     if (this.electionElapsed >= this.electionTimeout) {
       this.electionElapsed = 0;
       if (this.checkQuorum) {
-        this.step(newMessage(MessageType.CheckQuorum, this.id, this.id, 0));
+        // Everyone (but us) must prove liveness again; recentActive only steers snapshot
+        // sending and status, leadership uses the acknowledged send ticks.
+        for (const [id, pr] of this.trk.progress) if (id !== this.id) pr.recentActive = false;
       }
       // A transfer that did not finish within an election timeout is abandoned.
       if (this.state === Role.Leader && this.leadTransferee !== NONE) {
@@ -462,6 +487,64 @@ export class Raft {
       this.heartbeatElapsed = 0;
       this.step(newMessage(MessageType.Beat, this.id, this.id, 0));
     }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Leader lease (CheckQuorum, lease-based reads)
+  //
+  // A follower refuses votes while electionElapsed < electionTimeout, counted from the last
+  // App/Heartbeat/Snap it received from the leader (inLease in step). The leader knows when
+  // such a message was SENT (its clock stamp), and it was received no earlier; so while a
+  // quorum of voters has echoed a stamp s, none of them votes before electionTimeout of its
+  // ticks after s, and no other leader can be elected. (Tracking "heard from recently" per
+  // check window instead, as etcd does, lets a cut-off leader lead for up to two election
+  // timeouts while the followers' lease is only one.)
+
+  /** Notes that `pr` echoed the send stamp `stamp` (0 = an unstamped message). */
+  private recordAck(pr: Progress, stamp: number): void {
+    // A stamp from the future is not ours (corrupt or from an earlier incarnation): ignore it.
+    if (stamp > pr.ackedSendTick && stamp <= this.clock) pr.ackedSendTick = stamp;
+  }
+
+  /** The newest send stamp a quorum of voters has acknowledged (we ack ours at once). */
+  private quorumAckedSendTick(): number {
+    return this.trk.quorumValue((id) => (id === this.id ? this.clock : this.trk.progress.get(id)!.ackedSendTick));
+  }
+
+  /**
+   * Whether a lease read is safe now: a quorum acknowledged a message we sent at s with
+   * clock − s < electionTimeout − 1. Why "− 1": the follower received it at or after our tick
+   * s; its lease ends at its electionTimeout-th tick after that, which (ticks at the same rate,
+   * arbitrary phase) comes after our tick s + electionTimeout − 1 at the earliest — and we
+   * may serve a read at any time before our next tick. Tick rates are assumed equal (no
+   * drift), as in etcd; a transfer (TimeoutNow) ends the lease for the rest of the term.
+   */
+  holdsLease(): boolean {
+    if (this.state !== Role.Leader || !this.checkQuorum || this.leaseRevoked) return false;
+    return this.clock - this.quorumAckedSendTick() < this.electionTimeout - 1;
+  }
+
+  /**
+   * CheckQuorum, on every leader tick: step down once no quorum of voters has acknowledged
+   * anything we sent within the last electionTimeout ticks (then followers may already be
+   * voting for someone else). A member counts as acked at its graceTick (our term began, or
+   * it was added) so it gets one election timeout to answer.
+   */
+  private checkQuorumActive(): void {
+    if (this.state !== Role.Leader) return;
+    const alive = this.trk.quorumValue((id) => {
+      if (id === this.id) return this.clock;
+      const pr = this.trk.progress.get(id)!;
+      return pr.ackedSendTick > pr.graceTick ? pr.ackedSendTick : pr.graceTick;
+    });
+    if (this.clock - alive < this.electionTimeout) return;
+    this.logger.warn('stepped down to follower since quorum is not active', {
+      id: this.id,
+      term: this.term,
+      clock: this.clock,
+      quorumAckedAt: alive,
+    });
+    this.becomeFollower(this.term, NONE);
   }
 
   pastElectionTimeout(): boolean {
@@ -512,6 +595,8 @@ export class Raft {
       pr.next = this.raftLog.lastIndex() + 1;
       pr.recentActive = true;
     }
+    // CheckQuorum gives every member one election timeout from now to acknowledge us.
+    for (const p of this.trk.progress.values()) p.graceTick = this.clock;
     // We may or may not have an unapplied conf change in the log; conservatively assume so
     // until everything up to here is applied (cheaper than scanning the tail).
     this.pendingConfIndex = this.raftLog.lastIndex();
@@ -769,12 +854,7 @@ export class Raft {
         this.bcastHeartbeat();
         return;
       case MessageType.CheckQuorum:
-        if (!this.trk.quorumActive(this.id)) {
-          this.logger.warn('stepped down to follower since quorum is not active', { id: this.id, term: this.term });
-          this.becomeFollower(this.term, NONE);
-        }
-        // Everyone (but us) must prove liveness again before the next check.
-        for (const [id, pr] of this.trk.progress) if (id !== this.id) pr.recentActive = false;
+        this.checkQuorumActive();
         return;
       case MessageType.Prop:
         this.leaderPropose(m, local);
@@ -810,11 +890,13 @@ export class Raft {
         return;
       case MessageType.HeartbeatResp: {
         pr.recentActive = true;
+        this.recordAck(pr, m.rejectHint);
         pr.msgAppFlowPaused = false;
         // Catch up a lagging follower; a probing one gets an (empty) append so it can move to
         // replicate once it answers. Snapshot state stays paused.
         if (pr.match < this.raftLog.lastIndex() || pr.state === 'probe') this.sendAppend(m.from);
-        if (this.readOnly.option !== 'safe' || m.context.length === 0) return;
+        // Safe ReadIndex rounds (also the fallback of lease-based reads without a lease).
+        if (m.context.length === 0 || this.readOnly.pendingCount() === 0) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
         if (acks === null || this.trk.voteResultOf(acks) !== 'won') return;
         for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
@@ -915,6 +997,8 @@ export class Raft {
 
   private handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
+    // Only an accepting response echoes the send stamp (a rejection's rejectHint is a hint).
+    if (!m.reject) this.recordAck(pr, m.rejectHint);
     if (m.reject) {
       // rejectHint is the follower's guess of the last index where we may match and logTerm
       // its term there. Skip every index in our log whose term is above that (they cannot
@@ -1068,6 +1152,7 @@ export class Raft {
       // Everything up to our commit index is already known to match.
       const r = newMessage(MessageType.AppResp, this.id, m.from, 0);
       r.index = log.committed;
+      r.rejectHint = m.rejectHint; // echo the leader's send stamp (lease)
       this.send(r);
       return;
     }
@@ -1075,6 +1160,7 @@ export class Raft {
     if (lastNew >= 0) {
       const r = newMessage(MessageType.AppResp, this.id, m.from, 0);
       r.index = lastNew;
+      r.rejectHint = m.rejectHint; // echo the leader's send stamp (lease)
       this.send(r);
       return;
     }
@@ -1102,6 +1188,7 @@ export class Raft {
     this.raftLog.commitTo(m.commit);
     const r = newMessage(MessageType.HeartbeatResp, this.id, m.from, 0);
     r.context = m.context;
+    r.rejectHint = m.rejectHint; // echo the leader's send stamp (lease)
     this.send(r);
   }
 
@@ -1188,15 +1275,16 @@ export class Raft {
   }
 
   private sendReadIndexResponse(m: Message): void {
-    if (this.readOnly.option === 'safe') {
-      // Confirm leadership with a heartbeat round carrying the request's context.
-      this.readOnly.addRequest(this.raftLog.committed, m);
-      this.readOnly.recvAck(this.id, m.context);
-      this.bcastHeartbeatWithContext(m.context);
-    } else {
-      // Lease-based: CheckQuorum guarantees no other leader exists within the lease.
+    if (this.readOnly.option === 'lease-based' && this.holdsLease()) {
+      // No other leader can have been elected while a quorum still refuses votes.
       this.respondToReadIndex(m, this.raftLog.committed);
+      return;
     }
+    // Confirm leadership with a heartbeat round carrying the request's context (lease-based
+    // reads fall back to this while the lease is not held).
+    this.readOnly.addRequest(this.raftLog.committed, m);
+    this.readOnly.recvAck(this.id, m.context);
+    this.bcastHeartbeatWithContext(m.context);
   }
 
   private respondToReadIndex(req: Message, index: number): void {
@@ -1227,6 +1315,15 @@ export class Raft {
     assert(Number.isSafeInteger(id) && id > 0, `conf change node id ${id} invalid`);
     const pr = this.trk.progress.get(id);
     const next = Math.max(this.raftLog.lastIndex(), 1);
+    this.applyMembershipChange(cc, pr, next);
+    // A member added while we lead gets one election timeout to acknowledge us (CheckQuorum).
+    const added = pr === undefined ? this.trk.progress.get(id) : undefined;
+    if (added !== undefined) added.graceTick = this.clock;
+    return this.afterConfigChange();
+  }
+
+  private applyMembershipChange(cc: ConfChange, pr: Progress | undefined, next: number): void {
+    const id = cc.nodeId;
     switch (cc.type) {
       case ConfChangeType.AddVoter:
         this.trk.setMember(id, false, next);
@@ -1255,7 +1352,6 @@ export class Raft {
       default:
         fail(`unknown conf change type ${String(cc.type)}`);
     }
-    return this.afterConfigChange();
   }
 
   private afterConfigChange(): ConfState {

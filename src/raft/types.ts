@@ -105,6 +105,12 @@ export interface Message {
   entries: Entry[];
   commit: number;
   reject: boolean;
+  /**
+   * AppResp with reject: the follower's hint (index) where the logs may match.
+   * App and Heartbeat: the leader's clock (tick count) when it sent the message; the follower
+   * echoes it in the HeartbeatResp and in an accepting AppResp, so the leader knows when a
+   * follower's lease began at the latest (CheckQuorum, lease-based reads). 0 = not stamped.
+   */
   rejectHint: number;
   snapshot: Snapshot | null;
   /** ReadIndex request context / heartbeat context; opaque bytes. */

@@ -20,8 +20,20 @@ export class Progress {
   state: ProgressState = 'probe';
   /** Index of the snapshot being sent while in snapshot state, else 0. */
   pendingSnapshot = 0;
-  /** Heard from since the last CheckQuorum round (the leader is always active). */
+  /** Heard from since the last CheckQuorum round (the leader is always active). A hint for
+   * sending snapshots and for status; leadership and leases use `ackedSendTick`. */
   recentActive = false;
+  /**
+   * Leader clock value (Raft.clock) at which the leader SENT the newest App/Heartbeat this
+   * follower has echoed back, in this term; 0 = none. Receiving that message restarted the
+   * follower's election timer, so it refuses votes until electionTimeout of its ticks later:
+   * the base of the leader's read lease.
+   */
+  ackedSendTick = 0;
+  /** Leader clock value at which this member's liveness grace began (the leader's term
+   * started, or the member was added): CheckQuorum counts it as acked at that tick, so it is
+   * not deposed before the member had a chance to answer. Never counts for the read lease. */
+  graceTick = 0;
   /** Sending App messages is paused (probe sent, or inflight window full). */
   msgAppFlowPaused = false;
   readonly inflights: Inflights;

@@ -79,14 +79,12 @@ export class ProgressTracker {
     return majorityCommitIndex(this.voters, this.matchOf, this.scratch);
   }
 
-  /** Whether a quorum of voters was recently active (the leader counts itself). */
-  quorumActive(selfId: NodeId): boolean {
-    const votes = new Map<NodeId, boolean>();
-    for (const id of this.voters) {
-      const pr = this.progress.get(id)!;
-      votes.set(id, id === selfId || pr.recentActive);
-    }
-    return voteResult(this.voters, votes) === 'won';
+  /**
+   * The largest value v such that a majority of voters have valueOf(id) ≥ v (0 without
+   * voters): e.g. the newest send tick a quorum has acknowledged.
+   */
+  quorumValue(valueOf: (id: NodeId) => number): number {
+    return majorityCommitIndex(this.voters, valueOf, this.scratch);
   }
 
   resetVotes(): void {
