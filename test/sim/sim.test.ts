@@ -15,13 +15,15 @@ const SEEDS = 500;
 const STEPS = 5000;
 const CHUNK = 50;
 /**
- * Seeds outside 1..500 that found a core bug; they stay in CI until it is fixed. (A seed
- * replays a run of THIS simulator version: after a workload change, find the seed again.)
+ * Seeds outside 1..500 that found a core bug; they stay in CI as regression runs. (A seed
+ * replays a run of this simulator version and core: after behaviour changes it may take a
+ * different path, so it is a smoke test, not a proof that the bug stays fixed.)
  * 5091 (lease-based reads, lock-step clocks): leader n2 of term 2 is isolated at step 114 but
  *   never steps down: each transferLeader() resets electionElapsed, so CheckQuorum's window
  *   (which also resets recentActive) keeps being postponed and the stale recentActive flags
  *   from before the partition pass the next check. At step 616 n2 serves a lease read at
- *   index 4 although n3 (term 4) committed up to 21.
+ *   index 4 although n3 (term 4) committed up to 21. Fixed by 37c0920 (lease from
+ *   acknowledged send ticks; CheckQuorum per tick).
  */
 const REGRESSION_SEEDS = [5091];
 
