@@ -158,6 +158,26 @@ describe('CheckQuorum', function () {
     assert.equal(c.leaders().length, 1);
   });
 
+  it('an isolated leader steps down electionTimeout ticks after the newest send a quorum acknowledged, even while transfers reset its timers', function () {
+    // Followers vote again electionTimeout ticks after they last heard from the leader; a
+    // leader that stayed longer could serve lease reads beside a new leader. Restarting
+    // transfers (each resets electionElapsed) must not postpone the check either.
+    const c = new Cluster([1, 2, 3], { checkQuorum: true, electionTick: ELECTION });
+    c.elect(1);
+    c.tick(1); // heartbeat round acknowledged by both followers
+    c.isolate(1);
+    const lead = c.get(1);
+    for (let t = 1; t < ELECTION; t++) {
+      lead.node.transferLeader(t % 2 === 0 ? 2 : 3);
+      c.tick(1, [1]);
+      assert.equal(lead.role, Role.Leader, `still leader ${t} ticks after the last acknowledged send`);
+    }
+    lead.node.transferLeader(2);
+    c.tick(1, [1]);
+    assert.equal(lead.role, Role.Follower, `stepped down ${ELECTION} ticks after the last acknowledged send`);
+    assert.equal(lead.term, 1);
+  });
+
   it('a leader hearing from a quorum stays leader across many election timeouts', function () {
     const c = new Cluster([1, 2, 3], { checkQuorum: true, electionTick: ELECTION });
     c.elect(1);

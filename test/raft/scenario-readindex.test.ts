@@ -157,6 +157,60 @@ describe('ReadIndex', function () {
     }
   });
 
+  it('lease-based: the lease lasts electionTimeout − 1 ticks from the newest send a quorum acknowledged; then a read takes a heartbeat round', function () {
+    // A follower that got our message at send tick s may vote again at its electionTimeout-th
+    // tick after receiving it, which (same tick rate, any phase) can come right after our tick
+    // s + electionTimeout − 1. Lease reads end just before that; reads still work, safely.
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, checkQuorum: true, readOnlyOption: 'lease-based' });
+    c.elect(1);
+    c.propose(1, 'a');
+    c.tick(1); // a heartbeat round everyone acknowledges: the newest acked send tick
+    const lead = c.get(1);
+    const commit = lead.status.commit;
+    const heal = c.isolate(1);
+    c.tick(ELECTION - 2, [1]);
+    let mark = c.sent.length;
+    lead.node.readIndex(bytes('in-lease'));
+    c.stabilize();
+    assert.deepEqual(reads(lead), [[commit, 'in-lease']], `served from the lease ${ELECTION - 2} ticks after the last ack`);
+    assert.equal(c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat).length, 0);
+
+    c.tick(1, [1]);
+    assert.equal(lead.role, Role.Leader, 'still leader (CheckQuorum allows electionTimeout ticks)');
+    heal();
+    mark = c.sent.length;
+    lead.node.readIndex(bytes('past-lease'));
+    c.stabilize();
+    const beats = c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat);
+    assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[2, 'past-lease'], [3, 'past-lease']], 'lease over: a heartbeat round confirms the read');
+    assert.deepEqual(reads(lead), [[commit, 'in-lease'], [commit, 'past-lease']]);
+    // The round renewed the lease: the next read is served at once again.
+    mark = c.sent.length;
+    lead.node.readIndex(bytes('renewed'));
+    c.stabilize();
+    assert.deepEqual(reads(lead).at(-1), [commit, 'renewed']);
+    assert.equal(c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat).length, 0);
+  });
+
+  it('lease-based: once the leader sent TimeoutNow, reads take a heartbeat round (the transferee may win despite the lease)', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, checkQuorum: true, readOnlyOption: 'lease-based' });
+    c.elect(1);
+    c.propose(1, 'a');
+    const lead = c.get(1);
+    const commit = lead.status.commit;
+    // TimeoutNow is lost, so the transfer stays pending and node 1 keeps leading.
+    c.addFilter((m) => m.type === MessageType.TimeoutNow);
+    lead.node.transferLeader(2);
+    c.stabilize();
+    assert.ok(c.sent.some((m) => m.type === MessageType.TimeoutNow && m.to === 2), 'TimeoutNow was sent');
+    assert.equal(lead.role, Role.Leader);
+    const mark = c.sent.length;
+    lead.node.readIndex(bytes('during-transfer'));
+    c.stabilize();
+    assert.equal(c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat && text(m.context) === 'during-transfer').length, 2);
+    assert.deepEqual(reads(lead), [[commit, 'during-transfer']], 'served after the heartbeat quorum');
+  });
+
   it('lease-based reads require CheckQuorum (config validation)', function () {
     assert.throws(() => new TestNode(1, { voters: [1, 2, 3], readOnlyOption: 'lease-based' }), ConfigError);
   });
