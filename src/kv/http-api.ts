@@ -63,7 +63,6 @@ class BodyTooLarge extends ApiError {
 }
 
 export interface KvHttpApiOptions {
-  node: RaftNode<ApplyResult>;
   store: KvStore;
   logger: NodeLogger;
   /** Timeout of proposals, read barriers and membership changes. */
@@ -193,6 +192,9 @@ export class KvHttpApi {
   private readonly opts: KvHttpApiOptions;
   readonly server: http.Server;
   private closing = false;
+  /** Null until the node has started: the API listens first (so a busy port fails before any
+   * storage is created) and answers 503 meanwhile. */
+  private node: RaftNode<ApplyResult> | null = null;
 
   constructor(opts: KvHttpApiOptions) {
     this.opts = opts;
@@ -217,6 +219,10 @@ export class KvHttpApi {
           `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     });
+  }
+
+  attach(node: RaftNode<ApplyResult>): void {
+    this.node = node;
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -275,7 +281,7 @@ export class KvHttpApi {
     const value = await readBody(req, BODY_BYTES_MAX);
     this.checkServing();
     const t0 = performance.now();
-    const result = await this.opts.node.propose(encodePut(key, value), { timeoutMs: this.opts.requestTimeoutMs });
+    const result = await this.serving().propose(encodePut(key, value), { timeoutMs: this.opts.requestTimeoutMs });
     if ('error' in result) throw new ApiError(500, 'internal', `the write was committed but could not be applied: ${result.error}`);
     res.writeHead(204, { [REVISION_HEADER]: String(result.revision), 'Server-Timing': serverTiming('raft', t0) });
     res.end();
@@ -288,7 +294,7 @@ export class KvHttpApi {
     this.checkServing();
     const t0 = performance.now();
     if (query.get('consistency') !== 'serializable') {
-      await this.opts.node.readBarrier({ timeoutMs: this.opts.requestTimeoutMs });
+      await this.serving().readBarrier({ timeoutMs: this.opts.requestTimeoutMs });
     }
     const stored = this.opts.store.get(key);
     if (stored === undefined) throw new ApiError(404, 'not_found', `key ${JSON.stringify(key)} not found`);
@@ -308,8 +314,8 @@ export class KvHttpApi {
     this.checkServing();
     const options = { timeoutMs: this.opts.requestTimeoutMs };
     const conf = query.get('learner') === 'true'
-      ? await this.opts.node.addLearner(id, url, options)
-      : await this.opts.node.addVoter(id, url, options);
+      ? await this.serving().addLearner(id, url, options)
+      : await this.serving().addVoter(id, url, options);
     this.opts.logger.info('member added over the API', { member: id, url, learner: query.get('learner') === 'true', voters: conf.voters, learners: conf.learners });
     res.writeHead(204);
     res.end();
@@ -320,7 +326,7 @@ export class KvHttpApi {
     checkQuery(query, {});
     await this.drain(req);
     this.checkServing();
-    const conf = await this.opts.node.removeMember(id, { timeoutMs: this.opts.requestTimeoutMs });
+    const conf = await this.serving().removeMember(id, { timeoutMs: this.opts.requestTimeoutMs });
     this.opts.logger.info('member removed over the API', { member: id, voters: conf.voters, learners: conf.learners });
     res.writeHead(204);
     res.end();
@@ -333,19 +339,26 @@ export class KvHttpApi {
   }
 
   private checkServing(): void {
-    if (this.closing || this.opts.node.nodeState !== 'running') {
-      throw new ApiError(503, 'stopping', 'this node is stopping');
-    }
+    this.serving();
+  }
+
+  /** The node, if it is running and we are not closing; else a 503. */
+  private serving(): RaftNode<ApplyResult> {
+    if (this.node === null) throw new ApiError(503, 'starting', 'this node is still starting');
+    if (this.closing || this.node.nodeState !== 'running') throw new ApiError(503, 'stopping', 'this node is stopping');
+    return this.node;
   }
 
   private statusBody(): unknown {
-    const s = this.opts.node.status();
+    if (this.node === null) throw new ApiError(503, 'starting', 'this node is still starting');
+    const s = this.node.status();
     return { ...s, keys: this.opts.store.size };
   }
 
   /** The leader as this node knows it, for 503 answers. */
   private leaderFields(): { leader?: string; leaderId?: number } {
-    const s = this.opts.node.status();
+    if (this.node === null) return {};
+    const s = this.node.status();
     if (s.leader === 0) return {};
     return s.leaderUrl !== null ? { leader: s.leaderUrl, leaderId: s.leader } : { leaderId: s.leader };
   }

@@ -67,6 +67,7 @@ function main(): void {
   const command = cliCommand();
   const children = new Map<number, ChildProcess>();
   let stopping = false;
+  let exitCode = 0;
   const serving = new Set<number>();
   process.stdout.write(`starting ${NODES.length} raftkv nodes…\n`);
 
@@ -102,12 +103,19 @@ function main(): void {
     });
     child.on('exit', (code, signal) => {
       children.delete(id);
-      if (!stopping) {
+      if (!stopping && !serving.has(id)) {
+        // Usually a port already in use or a data directory locked by another running cluster.
+        process.stdout.write(`node ${id} failed to start (${signal ?? `code ${code}`}; see its log above); stopping the others\n`);
+        stopping = true;
+        exitCode = 1;
+        for (const other of children.values()) other.kill('SIGTERM');
+      } else if (!stopping) {
+        exitCode = 1;
         process.stdout.write(`node ${id} exited unexpectedly (${signal ?? `code ${code}`}); the others keep running\n`);
       }
       if (children.size === 0) {
         process.stdout.write('all nodes stopped\n');
-        process.exit(stopping ? 0 : 1);
+        process.exit(exitCode);
       }
     });
   }

@@ -26,30 +26,32 @@ export async function startKvServer(config: KvServerConfig, logger: NodeLogger, 
   const store = new KvStore();
   store.onBadEntry = (index, why) => logger.warn('committed entry is not a KV command; skipped', { index, why });
   const peers = config.cluster.map((url, i) => ({ id: i + 1, url }));
-  const node = await RaftNode.start<ApplyResult>({
-    id: config.id,
-    peers,
-    join: config.join,
-    dataDir: config.dataDir,
-    stateMachine: store,
-    tickMs: config.tickMs,
-    electionTicks: config.electionTicks,
-    snapshotCount: config.snapshotCount,
-    snapshotCatchUpEntries: config.snapshotCatchUpEntries,
-    walMode: config.walMode,
-    listenHost: config.listenHost,
-    requestTimeoutMs: config.requestTimeoutMs,
-    logger,
-    ...(signal !== undefined ? { signal } : {}),
-  });
-  const api = new KvHttpApi({ node, store, logger, requestTimeoutMs: config.requestTimeoutMs });
-  let apiAddress: AddressInfo;
+  // Listen first: a busy API port must fail before any storage is created.
+  const api = new KvHttpApi({ store, logger, requestTimeoutMs: config.requestTimeoutMs });
+  const apiAddress = await api.listen(config.port, config.listenHost);
+  let node: RaftNode<ApplyResult>;
   try {
-    apiAddress = await api.listen(config.port, config.listenHost);
+    node = await RaftNode.start<ApplyResult>({
+      id: config.id,
+      peers,
+      join: config.join,
+      dataDir: config.dataDir,
+      stateMachine: store,
+      tickMs: config.tickMs,
+      electionTicks: config.electionTicks,
+      snapshotCount: config.snapshotCount,
+      snapshotCatchUpEntries: config.snapshotCatchUpEntries,
+      walMode: config.walMode,
+      listenHost: config.listenHost,
+      requestTimeoutMs: config.requestTimeoutMs,
+      logger,
+      ...(signal !== undefined ? { signal } : {}),
+    });
   } catch (err) {
-    await node.stop();
+    await api.close();
     throw err;
   }
+  api.attach(node);
   const stopped = node.stopped;
   // Whatever stops the node (removal, fatal storage error), the API must stop serving too.
   void stopped.then(() => api.close());
