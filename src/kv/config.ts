@@ -67,8 +67,11 @@ HTTP API (on --port):
   POST   /<id>           Body = the new member's peer URL: add a voter (?learner=true: a learner).
   DELETE /<id>           Remove member <id>.
   GET    /status         This node's Raft status as JSON.
-  Errors are JSON {"error", "message", "leader"?}: 400 bad request, 404, 405 (with Allow),
-  409 membership conflict, 413 body too large, 503 no leader / stopping, 504 timeout.
+  Errors are JSON {"error", "message"}: 400 bad request, 404, 405 (with Allow), 409
+  membership conflict, 413 body too large (> 1 MiB), 503 no leader / starting / stopping
+  (with "leader" = the leader's peer URL and "leaderId" when one is known), 504 timeout.
+  PUT and GET answers carry X-Raftkv-Revision (the Raft index of the value's write) and
+  Server-Timing: raft;dur=<ms>.
 
 SIGINT / SIGTERM stop the node gracefully. Exit codes: 0 stopped, 1 fatal error, 2 bad flags.
 `;
