@@ -24,8 +24,13 @@ const CHUNK = 50;
  *   from before the partition pass the next check. At step 616 n2 serves a lease read at
  *   index 4 although n3 (term 4) committed up to 21. Fixed by 37c0920 (lease from
  *   acknowledged send ticks; CheckQuorum per tick).
+ * 36966 (lease-based, core 37c0920): leader n1 (term 14, voters 1,2,3) is partitioned at step
+ *   4359 with n3 in its lease quorum; at 4412 the application calls campaign() on n3, which
+ *   is still within its lease (heard from n1 2 ticks earlier); n2 (no leader) grants the
+ *   pre-vote and vote, n3 leads term 15 and commits 191, and at 4639 n1 serves a lease read
+ *   at 186. An explicit campaign() by a follower inside the lease voids the lease.
  */
-const REGRESSION_SEEDS = [5091];
+const REGRESSION_SEEDS = [5091, 36966];
 
 describe('raft deterministic simulation', function () {
   this.timeout(600_000);
