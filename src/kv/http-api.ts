@@ -35,6 +35,7 @@ import {
   type NodeLogger,
   type RaftNode,
 } from '../node/index.js';
+import { trace, traceOn } from '../transport/trace.js';
 import { encodePut, KEY_BYTES_MAX, type ApplyResult, type KvStore } from './store.js';
 
 /** Largest PUT value (and any request body) accepted. */
@@ -278,6 +279,7 @@ export class KvHttpApi {
   private async put(req: http.IncomingMessage, res: http.ServerResponse, rawPath: string, query: URLSearchParams): Promise<void> {
     const key = parseKey(rawPath);
     checkQuery(query, {});
+    if (traceOn) trace('hreq', 0, 0);
     const value = await readBody(req, BODY_BYTES_MAX);
     this.checkServing();
     const t0 = performance.now();
@@ -285,6 +287,7 @@ export class KvHttpApi {
     if ('error' in result) throw new ApiError(500, 'internal', `the write was committed but could not be applied: ${result.error}`);
     res.writeHead(204, { [REVISION_HEADER]: String(result.revision), 'Server-Timing': serverTiming('raft', t0) });
     res.end();
+    if (traceOn) trace('hres', 0, 0);
   }
 
   private async get(req: http.IncomingMessage, res: http.ServerResponse, rawPath: string, query: URLSearchParams): Promise<void> {

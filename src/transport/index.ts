@@ -1,6 +1,7 @@
 /** Peer transport: pipelined undici clients + node:http peer server. */
 export { Transport } from './transport.js';
 export { estimateMessageBytes } from './peer.js';
+export { trace, traceNow, traceOn } from './trace.js';
 export {
   DEFAULT_BACKOFF,
   DEFAULT_LIMITS,

@@ -17,7 +17,8 @@ import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'undici';
 import { encodeMessage, encodeMessages } from '../raft/codec.js';
-import type { Message, NodeId } from '../raft/types.js';
+import { MessageType, type Message, type NodeId } from '../raft/types.js';
+import { trace, traceOn } from './trace.js';
 import {
   HEADER_CLUSTER_ID,
   HEADER_FROM,
@@ -57,7 +58,7 @@ export interface PeerSenderContext {
   onSnapshotStatus(id: NodeId, ok: boolean): void;
   /** Peer `byPeer` answered 410 Gone: it has applied this node's removal. */
   onRemoved(byPeer: NodeId): void;
-  /** Ask for `flush()` to be called on a later turn of the event loop (coalesced). */
+  /** Ask for `flush()` to be called once the current synchronous code is done (coalesced). */
   scheduleFlush(peer: PeerSender): void;
 }
 
@@ -287,6 +288,7 @@ export class PeerSender {
 
   private dispatch(batch: Message[], encoded: Uint8Array): void {
     this.inflight++;
+    if (traceOn) traceBatch('out', batch, this.id);
     const body = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
     this.client
       .request({
@@ -415,4 +417,15 @@ function errorText(err: unknown): string {
     return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
   }
   return String(err);
+}
+
+/** Trace appends (with entries) and their acknowledgements in a batch. */
+export function traceBatch(prefix: string, batch: Message[], peer: NodeId): void {
+  for (const m of batch) {
+    if (m.type === MessageType.App && m.entries.length > 0) {
+      trace(`${prefix}App`, m.entries[0]!.index, m.entries[m.entries.length - 1]!.index, peer);
+    } else if (m.type === MessageType.AppResp && !m.reject) {
+      trace(`${prefix}Ack`, m.index, m.index, peer);
+    }
+  }
 }

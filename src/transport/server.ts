@@ -22,6 +22,7 @@ import {
   type ServerStats,
   type TransportLogger,
 } from './types.js';
+import { trace, traceOn } from './trace.js';
 
 export type SenderStatus = 'member' | 'removed' | 'unknown';
 
@@ -126,6 +127,7 @@ export class PeerServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (traceOn) trace('srv', 0, 0);
     const path = (req.url ?? '').split('?', 1)[0];
     try {
       if (path === PATH_HEALTH) {
