@@ -6,9 +6,9 @@
  * The loop
  * --------
  * Inputs (ticks, peer messages, proposals, read requests) go straight into the RawNode and then
- * `schedule()` a Ready pass with setImmediate, so everything that arrives in one turn of the
- * event loop is handled by one pass. At most ONE Ready is in flight (RawNode forbids calling
- * ready() again before advance()); a pass does, in order:
+ * `schedule()` a Ready pass: at once (microtask) when no pass is in flight, else after the one
+ * in flight, so everything that arrives meanwhile is handled by one pass. At most ONE Ready is
+ * in flight (RawNode forbids calling ready() again before advance()); a pass does, in order:
  *
  *   1. send rd.parallelMessages (the leader's appends go out while it syncs its own copy);
  *   2. persist rd.snapshot (snap file first, then the WAL marker) and rd.entries + rd.hardState
@@ -52,7 +52,7 @@ import {
   type Snapshot,
   type SoftState,
 } from '../raft/types.js';
-import { Transport, type TransportStats } from '../transport/index.js';
+import { Transport, trace, traceNow, traceOn, type TransportStats } from '../transport/index.js';
 import { PendingCall } from './call.js';
 import {
   decodeConfChangeContext,
@@ -199,6 +199,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private nextSeq = 1;
 
   private proposeQueue: { seq: number; payload: Uint8Array }[] = [];
+  /** RAFTKV_TRACE only: when each of our proposals was made. */
+  private readonly proposedAt = new Map<number, number>();
   private readonly pending = new Map<number, PendingRequest>();
   /** index → sequence numbers of our requests seen appended there (normally one). */
   private readonly seqsByIndex = new Map<number, number[]>();
@@ -350,6 +352,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   }
 
   private run(): void {
+    if (traceOn) trace('node', this.id, this.id);
     this.tickTimer = setInterval(() => this.onTick(), this.opts.tickMs);
     const signal = this.opts.signal;
     if (signal !== null) {
@@ -410,6 +413,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     // Proposals of one event-loop turn go to the core as one batch (one Prop message, one App
     // per follower): see flushProposals.
     this.proposeQueue.push({ seq, payload });
+    if (traceOn) this.proposedAt.set(seq, traceNow());
     return this.track<R>('proposal', what, seq, options);
   }
 
@@ -582,6 +586,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   private onPeerMessages(msgs: Message[]): void {
     if (this.state !== 'running') return;
+    if (traceOn) for (const m of msgs) traceMessage('rcv', m);
     for (const m of msgs) {
       try {
         this.rawNode.step(m);
@@ -600,20 +605,33 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.schedule();
   }
 
+  /**
+   * Idle (no Ready in flight): run the pass as soon as the current callback is done — a
+   * microtask, so a lone write or ack does not wait behind the rest of the event-loop turn.
+   * Busy: nothing to gain from hurrying (the pass must wait for the one in flight, whose
+   * completion reschedules), so setImmediate lets the turn's inputs pile up into one batch.
+   */
   private schedule(): void {
     if (this.passScheduled || this.state !== 'running') return;
     this.passScheduled = true;
-    setImmediate(() => this.runPass());
+    if (this.passInFlight === null) queueMicrotask(() => this.runPass());
+    else setImmediate(() => this.runPass());
   }
 
   private runPass(): void {
     this.passScheduled = false;
     if (this.state !== 'running') return;
+    if (traceOn) trace(this.passInFlight !== null ? 'blk' : 'run', this.proposeQueue.length, 0);
     this.flushProposals();
     this.issueReads();
     if (this.passInFlight !== null) return; // its completion reschedules
     if (!this.rawNode.hasReady()) return;
     const rd = this.rawNode.ready();
+    if (traceOn) {
+      if (rd.entries.length > 0) trace('rdy', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
+      const ce = rd.committedEntries;
+      if (ce.length > 0) trace('crdy', ce[0]!.index, ce[ce.length - 1]!.index);
+    }
     this.passInFlight = this.processReady(rd).then(
       () => {
         this.passInFlight = null;
@@ -646,6 +664,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       const write = this.storage.save(rd.hardState, rd.entries, rd.mustSync);
       if (rd.mustSync) {
         await write;
+        if (traceOn && rd.entries.length > 0) trace('wal', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
       } else {
         // Only the commit index changed: it needs no fsync (it is recoverable from a quorum),
         // and nothing we send or apply depends on it being on disk, so do not wait for the
@@ -668,9 +687,13 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     for (const rs of rd.readStates) this.onReadState(rs);
 
     const appliedBefore = this.applied;
-    if (rd.committedEntries.length > 0) await this.applyCommitted(rd.committedEntries);
+    if (rd.committedEntries.length > 0) {
+      await this.applyCommitted(rd.committedEntries);
+      if (traceOn) trace('apl', rd.committedEntries[0]!.index, rd.committedEntries[rd.committedEntries.length - 1]!.index);
+    }
     if (this.state !== 'running') return;
     this.rawNode.advance(rd);
+    if (traceOn && rd.entries.length > 0) trace('adv', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
 
     if (this.applied !== appliedBefore) {
       this.resolveReads();
@@ -768,6 +791,11 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         if (tag !== null && tag.origin === this.id && tag.incarnation === this.incarnation) seq = tag.seq;
       }
       if (seq === 0) continue;
+      if (traceOn) {
+        const at = this.proposedAt.get(seq);
+        this.proposedAt.delete(seq);
+        if (at !== undefined) trace('prop', e.index, e.index, 0, at);
+      }
       const req = this.pending.get(seq);
       if (req === undefined) continue;
       req.index = e.index;
@@ -1102,5 +1130,14 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.readWaiters = [];
     for (const t of this.transfers) t.call.reject(error);
     this.transfers = [];
+  }
+}
+
+/** RAFTKV_TRACE: appends with entries and successful append responses. */
+function traceMessage(prefix: string, m: Message): void {
+  if (m.type === MessageType.App && m.entries.length > 0) {
+    trace(`${prefix}App`, m.entries[0]!.index, m.entries[m.entries.length - 1]!.index, m.from);
+  } else if (m.type === MessageType.AppResp && !m.reject) {
+    trace(`${prefix}Ack`, m.index, m.index, m.from);
   }
 }
