@@ -95,6 +95,8 @@ export class Raft {
   /** Payload bytes of uncommitted entries appended by this leader (flow control). */
   uncommittedSize = 0;
   readOnly: ReadOnly;
+  /** True while the election timer's own Hup is being stepped. */
+  private campaignFromTimer = false;
   electionElapsed = 0;
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
@@ -456,8 +458,15 @@ export class Raft {
   private tickElection(): void {
     this.electionElapsed++;
     if (this.promotable() && this.pastElectionTimeout()) {
+      // The lease this node promised its leader has run out by now (see promisedLease); the
+      // counter is reset before stepping, so say that this campaign comes from the timer.
       this.electionElapsed = 0;
-      this.step(newMessage(MessageType.Hup, this.id, this.id, 0));
+      this.campaignFromTimer = true;
+      try {
+        this.step(newMessage(MessageType.Hup, this.id, this.id, 0));
+      } finally {
+        this.campaignFromTimer = false;
+      }
     }
   }
 
@@ -645,6 +654,18 @@ export class Raft {
       this.logger.warn('is unpromotable and can not campaign', { id: this.id });
       return;
     }
+    if (t !== 'transfer' && !this.campaignFromTimer && this.promisedLease()) {
+      // With lease-based reads the leader counts on this follower not to help elect anyone
+      // until an election timeout has passed since it last heard from the leader (that is what
+      // its lease is). A timeout-driven Hup never arrives that early; an explicit campaign()
+      // could, and would let a successor commit writes the old leader's lease reads miss.
+      this.logger.info('ignoring campaign: the leader\'s lease on this node has not expired', {
+        id: this.id,
+        term: this.term,
+        leader: this.lead,
+      });
+      return;
+    }
     if (this.hasUnappliedConfChanges()) {
       this.logger.warn('cannot campaign: there are committed but unapplied conf changes', {
         id: this.id,
@@ -654,6 +675,16 @@ export class Raft {
     }
     this.logger.info('starting a new election', { id: this.id, term: this.term, type: t });
     this.campaign(t);
+  }
+
+  /** A follower inside the current leader's lease window, with lease-based reads on. */
+  private promisedLease(): boolean {
+    return (
+      this.readOnly.option === 'lease-based' &&
+      this.checkQuorum &&
+      this.lead !== NONE &&
+      this.electionElapsed < this.electionTimeout
+    );
   }
 
   /** Whether committed-but-unapplied entries include a ConfChange (it could change quorum). */

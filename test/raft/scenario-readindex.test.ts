@@ -211,6 +211,26 @@ describe('ReadIndex', function () {
     assert.deepEqual(reads(lead), [[commit, 'during-transfer']], 'served after the heartbeat quorum');
   });
 
+  it('lease-based: a follower inside the leader\'s lease ignores an explicit campaign() (sim seed 36966)', function () {
+    // The leader's lease counts on this follower not helping anyone win until an election
+    // timeout has passed since it last heard from the leader; campaign() must not bypass that.
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, checkQuorum: true, readOnlyOption: 'lease-based' });
+    c.elect(1);
+    c.propose(1, 'a');
+    const term = c.get(1).status.term;
+    c.get(3).node.campaign();
+    c.stabilize();
+    assert.equal(c.get(3).role, Role.Follower);
+    assert.equal(c.get(3).status.term, term, 'no election was started');
+    assert.equal(c.get(1).role, Role.Leader);
+    // Once the lease has run out (no word from the leader for an election timeout) it may.
+    c.isolate(1);
+    c.tick(ELECTION);
+    c.get(3).node.campaign();
+    c.stabilize();
+    assert.ok(c.get(3).status.term > term, 'an election was started after the lease expired');
+  });
+
   it('lease-based reads require CheckQuorum (config validation)', function () {
     assert.throws(() => new TestNode(1, { voters: [1, 2, 3], readOnlyOption: 'lease-based' }), ConfigError);
   });
