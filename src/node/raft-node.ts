@@ -660,9 +660,32 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     // Durability first. A snapshot's file goes before its WAL marker: an orphan .snap file is
     // harmless, a marker without its file is not.
     if (rd.snapshot !== null) await this.storage.saveSnapshot(rd.snapshot);
+    let toApply = rd.committedEntries;
+    const appliedBefore = this.applied;
     if (rd.entries.length > 0 || rd.hardState !== null) {
       const write = this.storage.save(rd.hardState, rd.entries, rd.mustSync);
       if (rd.mustSync) {
+        // Under load a Ready carries new entries AND entries committed meanwhile; those were
+        // made durable by earlier passes, so apply them (and answer their clients) while this
+        // fsync runs instead of after it. Entries of this Ready wait for the write.
+        if (rd.snapshot === null && toApply.length > 0) {
+          const durableLast = rd.entries.length > 0
+            ? Math.min(this.memStorage.lastIndex(), rd.entries[0]!.index - 1)
+            : this.memStorage.lastIndex();
+          let n = 0;
+          while (n < toApply.length && toApply[n]!.index <= durableLast) n++;
+          if (n > 0) {
+            try {
+              await this.applyCommitted(toApply.slice(0, n));
+            } catch (err) {
+              // Fail-stop, but never with a WAL write still running underneath the close.
+              await write.catch(() => undefined);
+              throw err;
+            }
+            toApply = toApply.slice(n);
+            this.resolveReads();
+          }
+        }
         await write;
         if (traceOn && rd.entries.length > 0) trace('wal', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
       } else {
@@ -686,10 +709,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (rd.messages.length > 0) this.transport.send(this.prepareOutgoing(rd.messages));
     for (const rs of rd.readStates) this.onReadState(rs);
 
-    const appliedBefore = this.applied;
-    if (rd.committedEntries.length > 0) {
-      await this.applyCommitted(rd.committedEntries);
-      if (traceOn) trace('apl', rd.committedEntries[0]!.index, rd.committedEntries[rd.committedEntries.length - 1]!.index);
+    if (toApply.length > 0) await this.applyCommitted(toApply);
+    if (traceOn && rd.committedEntries.length > 0) {
+      trace('apl', rd.committedEntries[0]!.index, rd.committedEntries[rd.committedEntries.length - 1]!.index);
     }
     if (this.state !== 'running') return;
     this.rawNode.advance(rd);
