@@ -200,10 +200,32 @@ function lockNative(dir: string, lockPath: string, backend: WalBackend, reason: 
     unlock();
     throw err;
   }
+  return flockHandle('native', lockPath, reason, (file) => {
+    try {
+      const wfd = fs.openSync(file, fs.constants.O_RDWR);
+      markReleased(wfd);
+      fs.closeSync(wfd);
+    } catch {
+      // The marker is informational only.
+    }
+    unlock();
+  });
+}
+
+/**
+ * The DirLock of a flock-based method: registers the lock file as held by this process,
+ * follows a rename of its directory, and releases once through `unlockFile`.
+ */
+function flockHandle(
+  method: LockMethod,
+  lockPath: string,
+  reason: string,
+  unlockFile: (file: string) => void,
+): DirLock {
   heldByThisProcess.add(lockPath);
   let released = false;
   return {
-    method: 'native',
+    method,
     path: lockPath,
     reason,
     relocate(newDir: string) {
@@ -215,14 +237,7 @@ function lockNative(dir: string, lockPath: string, backend: WalBackend, reason: 
       if (released) return;
       released = true;
       heldByThisProcess.delete(lockPath);
-      try {
-        const wfd = fs.openSync(lockPath, fs.constants.O_RDWR);
-        markReleased(wfd);
-        fs.closeSync(wfd);
-      } catch {
-        // The marker is informational only.
-      }
-      unlock();
+      unlockFile(lockPath);
     },
   };
 }
@@ -248,29 +263,14 @@ function lockFsExt(dir: string, lockPath: string, fsExt: FsExt, reason: string):
     fs.closeSync(fd);
     throw err;
   }
-  heldByThisProcess.add(lockPath);
-  let released = false;
-  return {
-    method: 'fs-ext',
-    path: lockPath,
-    reason,
-    relocate(newDir: string) {
-      heldByThisProcess.delete(this.path);
-      (this as { path: string }).path = lockPath = path.join(newDir, LOCK_FILE_NAME);
-      heldByThisProcess.add(lockPath);
-    },
-    release() {
-      if (released) return;
-      released = true;
-      heldByThisProcess.delete(lockPath);
-      markReleased(fd);
-      try {
-        fsExt.flockSync(fd, 'un');
-      } finally {
-        fs.closeSync(fd); // closing drops the flock even if LOCK_UN failed
-      }
-    },
-  };
+  return flockHandle('fs-ext', lockPath, reason, () => {
+    markReleased(fd);
+    try {
+      fsExt.flockSync(fd, 'un');
+    } finally {
+      fs.closeSync(fd); // closing drops the flock even if LOCK_UN failed
+    }
+  });
 }
 
 /** An empty or unreadable pidfile younger than this is a creator between open and write. */
