@@ -35,7 +35,7 @@ import {
   type NodeLogger,
   type RaftNode,
 } from '../node/index.js';
-import { trace, traceOn } from '../transport/trace.js';
+import { trace, traceOn } from '../node/index.js';
 import { encodePut, KEY_BYTES_MAX, type ApplyResult, type KvStore } from './store.js';
 
 /** Largest PUT value (and any request body) accepted. */

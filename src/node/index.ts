@@ -34,3 +34,5 @@ export {
   type RaftNodeErrorCode,
 } from './errors.js';
 export type { NodeStorageStatus } from './storage.js';
+// Write-path latency tracing (RAFTKV_TRACE=DIR), shared with the layers above.
+export { trace, traceOn } from '../transport/trace.js';
