@@ -208,6 +208,7 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
     batch->sync = sync;
     // The payloads are copied here, on the JS thread: the caller may reuse its buffers as soon
     // as append() returns. Sealing (crc) happens on the writer thread.
+    TakeSpareFrames(batch->frames, static_cast<size_t>(total));
     batch->frames.resize(static_cast<size_t>(total));
     uint8_t* at = batch->frames.data();
     for (const Item& item : items) {
@@ -325,6 +326,7 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
       result.Set("lastCrc", Napi::Number::New(env, batch->last_crc));
       deferred.Resolve(result);
     }
+    KeepSpareFrames(*group);
     delete group;
     if (closed) {
       core_->join();  // the writer's last act after this group was releasing the tsfn
@@ -334,6 +336,35 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
     if (pending_.empty()) tsfn_.Unref(env);
   }
 
+  // Frame buffers of completed batches are reused by later appends: a fresh allocation of a
+  // large batch is an mmap, a page fault per 4 KiB page and an munmap, every time. Both ends run
+  // on the JS thread (Append and Complete), so the pool needs no lock.
+  static constexpr size_t kSpareFramesMax = 4;
+  static constexpr size_t kSpareFrameBytesMin = 64 * 1024;
+  static constexpr size_t kSpareFrameBytesMax = 16 * 1024 * 1024;
+
+  void TakeSpareFrames(FrameBytes& frames, size_t bytes) {
+    if (bytes < kSpareFrameBytesMin) return;
+    for (size_t i = spare_frames_.size(); i-- > 0;) {
+      if (spare_frames_[i].capacity() >= bytes) {
+        frames = std::move(spare_frames_[i]);
+        spare_frames_.erase(spare_frames_.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
+      }
+    }
+  }
+
+  void KeepSpareFrames(CompletedGroup& group) {
+    for (auto& batch : group.batches) {
+      size_t capacity = batch->frames.capacity();
+      if (capacity < kSpareFrameBytesMin || capacity > kSpareFrameBytesMax) continue;
+      if (spare_frames_.size() >= kSpareFramesMax) return;
+      batch->frames.clear();
+      spare_frames_.push_back(std::move(batch->frames));
+    }
+  }
+
+  std::vector<FrameBytes> spare_frames_;
   std::unique_ptr<Segment> core_;
   Tsfn tsfn_;
   std::deque<Napi::Promise::Deferred> pending_;
