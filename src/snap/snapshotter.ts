@@ -22,13 +22,13 @@ import type { WalBackend } from '../wal/backend.js';
 import { syncDirectory, type DirSyncPolicy } from '../wal/dir-sync.js';
 import { SnapshotCorruptionError } from '../wal/errors.js';
 import { stderrLogger, type WalLogger } from '../wal/logger.js';
+import { hexPairFileName, parseHexPairFileName } from '../wal/segment-name.js';
 import { getWalBackend } from '../wal/select-backend.js';
 
 export const SNAPSHOT_MAGIC = 'RAFTKVSN';
 export const SNAPSHOT_FORMAT_VERSION = 1;
 const HEADER_BYTES = 24;
 const MAGIC_BYTES = Buffer.from(SNAPSHOT_MAGIC, 'latin1');
-const SNAP_NAME_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
 
@@ -61,21 +61,14 @@ export interface LoadOptions {
   accept?: (metadata: SnapshotMetadata) => boolean;
 }
 
-function hex16(n: number): string {
-  return n.toString(16).padStart(16, '0');
-}
 
 export function snapshotFileName(term: number, index: number): string {
-  return `${hex16(term)}-${hex16(index)}.snap`;
+  return hexPairFileName(term, index, 'snap');
 }
 
 export function parseSnapshotFileName(name: string): { term: number; index: number } | null {
-  const m = SNAP_NAME_RE.exec(name);
-  if (m === null) return null;
-  const term = Number.parseInt(m[1]!, 16);
-  const index = Number.parseInt(m[2]!, 16);
-  if (!Number.isSafeInteger(term) || !Number.isSafeInteger(index)) return null;
-  return { term, index };
+  const pair = parseHexPairFileName(name, 'snap');
+  return pair === null ? null : { term: pair[0], index: pair[1] };
 }
 
 function assertSafeUint(n: unknown, what: string): asserts n is number {

@@ -1,6 +1,5 @@
 /** Segment file names: `<seq:016x>-<firstIndex:016x>.wal` (docs/wal-format.md). */
 
-const SEGMENT_NAME_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
 
 export interface SegmentName {
   seq: number;
@@ -12,19 +11,33 @@ function hex16(n: number): string {
   return n.toString(16).padStart(16, '0');
 }
 
+/** `<a:016x>-<b:016x>.<ext>`: the naming of WAL segments and snapshot files (as etcd's). */
+export function hexPairFileName(a: number, b: number, ext: string): string {
+  return `${hex16(a)}-${hex16(b)}.${ext}`;
+}
+
+/** Parses `hexPairFileName`'s output; null for anything else, or numbers past 2^53 (indexes
+ * and terms are safe integers, so such a name cannot be ours). */
+export function parseHexPairFileName(name: string, ext: string): [number, number] | null {
+  if (name.length !== 34 + ext.length || name[16] !== '-' || name.slice(33) !== `.${ext}`) return null;
+  const digits = /^[0-9a-f]{16}$/;
+  const left = name.slice(0, 16);
+  const right = name.slice(17, 33);
+  if (!digits.test(left) || !digits.test(right)) return null;
+  const a = Number.parseInt(left, 16);
+  const b = Number.parseInt(right, 16);
+  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b)) return null;
+  return [a, b];
+}
+
 export function segmentFileName(seq: number, firstIndex: number): string {
-  return `${hex16(seq)}-${hex16(firstIndex)}.wal`;
+  return hexPairFileName(seq, firstIndex, 'wal');
 }
 
 /** Parses a segment file name; null for anything else (tmp files, LOCK, *.broken, …). */
 export function parseSegmentFileName(name: string): SegmentName | null {
-  const m = SEGMENT_NAME_RE.exec(name);
-  if (m === null) return null;
-  const seq = Number.parseInt(m[1]!, 16);
-  const firstIndex = Number.parseInt(m[2]!, 16);
-  // Names beyond 2^53 cannot be ours (indexes are safe integers): treat them as foreign.
-  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(firstIndex)) return null;
-  return { seq, firstIndex };
+  const pair = parseHexPairFileName(name, 'wal');
+  return pair === null ? null : { seq: pair[0], firstIndex: pair[1] };
 }
 
 /** The name a segment is prepared under before the cut gives it its firstIndex. */
