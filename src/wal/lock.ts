@@ -200,7 +200,7 @@ function lockNative(dir: string, lockPath: string, backend: WalBackend, reason: 
     unlock();
     throw err;
   }
-  return flockHandle('native', lockPath, reason, (file) => {
+  return heldLock('native', lockPath, reason, (file) => {
     try {
       const wfd = fs.openSync(file, fs.constants.O_RDWR);
       markReleased(wfd);
@@ -213,10 +213,10 @@ function lockNative(dir: string, lockPath: string, backend: WalBackend, reason: 
 }
 
 /**
- * The DirLock of a flock-based method: registers the lock file as held by this process,
- * follows a rename of its directory, and releases once through `unlockFile`.
+ * The DirLock of every method: registers the lock file as held by this process, follows a
+ * rename of its directory, and releases once through `unlockFile`.
  */
-function flockHandle(
+function heldLock(
   method: LockMethod,
   lockPath: string,
   reason: string,
@@ -263,7 +263,7 @@ function lockFsExt(dir: string, lockPath: string, fsExt: FsExt, reason: string):
     fs.closeSync(fd);
     throw err;
   }
-  return flockHandle('fs-ext', lockPath, reason, () => {
+  return heldLock('fs-ext', lockPath, reason, () => {
     markReleased(fd);
     try {
       fsExt.flockSync(fd, 'un');
@@ -356,32 +356,17 @@ function safeMtimeMs(file: string): number {
 }
 
 function pidfileLock(lockPath: string, reason: string): DirLock {
-  heldByThisProcess.add(lockPath);
   const inode = fs.statSync(lockPath).ino;
-  let released = false;
-  return {
-    method: 'pidfile',
-    path: lockPath,
-    reason,
-    relocate(newDir: string) {
-      heldByThisProcess.delete(this.path);
-      (this as { path: string }).path = lockPath = path.join(newDir, LOCK_FILE_NAME);
-      heldByThisProcess.add(lockPath);
-    },
-    release() {
-      if (released) return;
-      released = true;
-      heldByThisProcess.delete(lockPath);
-      // Remove it only if it is still our file (a takeover by someone else must stay intact).
-      try {
-        const st = fs.statSync(lockPath);
-        const holder = parseHolder(readHolderText(lockPath));
-        if (st.ino === inode && holder !== null && holder !== 'released' && holder.pid === process.pid) {
-          fs.unlinkSync(lockPath);
-        }
-      } catch {
-        // Already gone.
+  return heldLock('pidfile', lockPath, reason, (file) => {
+    // Remove it only if it is still our file (a takeover by someone else must stay intact).
+    try {
+      const st = fs.statSync(file);
+      const holder = parseHolder(readHolderText(file));
+      if (st.ino === inode && holder !== null && holder !== 'released' && holder.pid === process.pid) {
+        fs.unlinkSync(file);
       }
-    },
-  };
+    } catch {
+      // Already gone.
+    }
+  });
 }
