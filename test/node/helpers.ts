@@ -1,27 +1,13 @@
 /** Helpers for the runtime tests: free ports, temp dirs, a recording state machine, clusters. */
 
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { RaftNode, type AppliedEntry, type NodeLogger, type RaftNodeOptions, type StateMachine } from '../../src/node/index.js';
+import { freePorts } from '../../bench/lib/ports.js';
 
-/** Ports the kernel just handed out and released (a small race, acceptable on 127.0.0.1). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<import('node:net').Server>((resolve, reject) => {
-        const s = createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve(s));
-      }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
-}
+export { freePorts };
 
 export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(path.join(tmpdir(), `raftkv-node-${prefix}-`));
