@@ -292,55 +292,62 @@ function walBackendTarget(
   };
 }
 
-/** fs.writevSync + fs.fdatasyncSync on an append-mode file, yielding to the loop between appends. */
+/** An append-mode file a Node user would write a WAL to: append one encoded batch durably. */
+interface NodeFsFile {
+  append(bytes: Uint8Array): Promise<void>;
+  /** Between appends, outside the timed part. */
+  pause?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** fs.writevSync + fs.fdatasyncSync on an append-mode file, yielding to the loop between appends
+ * (a server handles other events between appends; this is where their delay shows). */
 function nodeFsTarget(point: Point, dir: string): Target {
-  const accumulator = new RowAccumulator('node-fs', 'buffered', point);
-  const batch = makeBatch(point);
-  return {
-    accumulator,
-    async run(seconds, sink) {
-      const file = path.join(dir, 'node-fs.log');
-      const fd = fs.openSync(file, 'a');
-      const salt = randomSalt();
-      let crc = 0;
-      let records = 0;
-      let written = 0;
-      try {
-        sink.loopDelay.start();
-        const start = performance.now();
-        const deadline = start + seconds * 1000;
-        while (performance.now() < deadline && written < FILE_CAP_BYTES) {
-          const t0 = performance.now();
-          const encoded = encodeFrames(batch, crc, salt);
-          crc = encoded.lastCrc;
-          fs.writevSync(fd, [encoded.bytes]);
-          fs.fdatasyncSync(fd);
-          sink.latency((performance.now() - t0) * 1000);
-          written += encoded.bytes.length;
-          records += batch.length;
-          // A server handles other events between appends; this is where their delay shows.
-          await yieldToLoop();
-        }
-        const elapsed = (performance.now() - start) / 1000;
-        sink.loopDelay.stop();
-        return { records, seconds: elapsed, syncs: records / point.batch, bytes: records * point.recordBytes };
-      } finally {
+  return nodeFsBaseline('node-fs', point, dir, async (file) => {
+    const fd = fs.openSync(file, 'a');
+    return {
+      async append(bytes) {
+        fs.writevSync(fd, [bytes]);
+        fs.fdatasyncSync(fd);
+      },
+      pause: async () => {
+        await yieldToLoop();
+      },
+      async close() {
         fs.closeSync(fd);
-        fs.rmSync(file, { force: true });
-      }
-    },
-  };
+      },
+    };
+  });
 }
 
 /** fs.promises FileHandle writev + datasync on an append-mode file. */
 function nodeFsAsyncTarget(point: Point, dir: string): Target {
-  const accumulator = new RowAccumulator('node-fs-async', 'buffered', point);
+  return nodeFsBaseline('node-fs-async', point, dir, async (file) => {
+    const handle = await fs.promises.open(file, 'a');
+    return {
+      async append(bytes) {
+        await handle.writev([bytes]);
+        await handle.datasync();
+      },
+      close: () => handle.close(),
+    };
+  });
+}
+
+/** The loop both Node baselines share: frame the batch in JS (as a Node WAL must), append it. */
+function nodeFsBaseline(
+  name: 'node-fs' | 'node-fs-async',
+  point: Point,
+  dir: string,
+  open: (file: string) => Promise<NodeFsFile>,
+): Target {
+  const accumulator = new RowAccumulator(name, 'buffered', point);
   const batch = makeBatch(point);
   return {
     accumulator,
     async run(seconds, sink) {
-      const file = path.join(dir, 'node-fs-async.log');
-      const handle = await fs.promises.open(file, 'a');
+      const file = path.join(dir, `${name}.log`);
+      const out = await open(file);
       const salt = randomSalt();
       let crc = 0;
       let records = 0;
@@ -353,17 +360,17 @@ function nodeFsAsyncTarget(point: Point, dir: string): Target {
           const t0 = performance.now();
           const encoded = encodeFrames(batch, crc, salt);
           crc = encoded.lastCrc;
-          await handle.writev([encoded.bytes]);
-          await handle.datasync();
+          await out.append(encoded.bytes);
           sink.latency((performance.now() - t0) * 1000);
           written += encoded.bytes.length;
           records += batch.length;
+          if (out.pause !== undefined) await out.pause();
         }
         const elapsed = (performance.now() - start) / 1000;
         sink.loopDelay.stop();
         return { records, seconds: elapsed, syncs: records / point.batch, bytes: records * point.recordBytes };
       } finally {
-        await handle.close();
+        await out.close();
         fs.rmSync(file, { force: true });
       }
     },
