@@ -125,8 +125,3 @@ export function decodeSnapshotMarker(payload: Uint8Array): SnapshotMarker {
   const o = unpackObject(payload, 'snapshot');
   return { index: safeUint(o, 'index', 'snapshot'), term: safeUint(o, 'term', 'snapshot') };
 }
-
-/** Bytes a frame of this payload takes on disk (buffered mode): header + payload + padding. */
-export function frameBytes(payloadLength: number): number {
-  return 16 + Math.ceil(payloadLength / 8) * 8;
-}

@@ -32,7 +32,14 @@ import {
 } from './backend.js';
 import { syncDirectory, type DirSyncPolicy } from './dir-sync.js';
 import { WalClosedError, WalCorruptionError, WalExistsError, WalSnapshotNotFoundError } from './errors.js';
-import { encodeSegmentHeader, readSegmentHeaderFrame, decodeSegmentHeader, type SegmentHeader } from './frame.js';
+import {
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  frameBytes,
+  framesByteLength,
+  readSegmentHeaderFrame,
+  type SegmentHeader,
+} from './frame.js';
 import { lockDirectory, LOCK_FILE_NAME, type DirLock, type LockMethod } from './lock.js';
 import { stderrLogger, type WalLogger } from './logger.js';
 import {
@@ -41,7 +48,6 @@ import {
   decodeMetadata,
   decodeSnapshotMarker,
   entryRecord,
-  frameBytes,
   hardStateRecord,
   metadataRecord,
   RecordDecodeError,
@@ -196,9 +202,7 @@ function errnoCode(err: unknown): string | undefined {
 
 /** Upper bound of the bytes a batch takes on disk (direct mode adds one PAD frame ≤ 2 blocks). */
 function batchBytesUpperBound(records: readonly RecordInput[], blockSize: number): number {
-  let bytes = 0;
-  for (const r of records) bytes += frameBytes(r.payload.length);
-  return bytes + (blockSize > 0 ? 2 * blockSize : 0);
+  return framesByteLength(records) + (blockSize > 0 ? 2 * blockSize : 0);
 }
 
 function listSegments(dir: string): SegmentInfo[] {
