@@ -103,6 +103,9 @@ function spawnProc(name: string, command: string, args: string[]): Proc {
 
 let stopping = false;
 
+/** Extra node flags for the raftkv processes, e.g. RAFTKV_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'. */
+const extraNodeArgs = (process.env.RAFTKV_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+
 async function stopProcs(procs: Proc[]): Promise<void> {
   await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
     if (p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
@@ -135,6 +138,7 @@ async function startRaftkv(dir: string, walMode: string): Promise<Target> {
   const apis = [0, 1, 2].map((i) => `http://127.0.0.1:${ports[3 + i]}`);
   const procs = [0, 1, 2].map((i) =>
     spawnProc(`raftkv-${i + 1}`, process.execPath, [
+      ...extraNodeArgs,
       '--import', TSX_LOADER, CLI,
       '--id', String(i + 1),
       '--cluster', peers.join(','),

@@ -5,6 +5,7 @@ export { trace, traceNow, traceOn } from './trace.js';
 export {
   DEFAULT_BACKOFF,
   DEFAULT_LIMITS,
+  HEADER_ACCEPT_REPLIES,
   HEADER_CLUSTER_ID,
   HEADER_FROM,
   HEADER_TO,

@@ -16,10 +16,13 @@
 import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'undici';
-import { encodeMessage, encodeMessages } from '../raft/codec.js';
+import { decodeMessages, encodeMessage, encodeMessages } from '../raft/codec.js';
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
+import type { HeldReply } from './reply.js';
 import { trace, traceOn } from './trace.js';
+import { batchProblem, type SenderStatus } from './validate.js';
 import {
+  HEADER_ACCEPT_REPLIES,
   HEADER_CLUSTER_ID,
   HEADER_FROM,
   HEADER_TO,
@@ -60,11 +63,38 @@ export interface PeerSenderContext {
   onRemoved(byPeer: NodeId): void;
   /** Ask for `flush()` to be called once the current synchronous code is done (coalesced). */
   scheduleFlush(peer: PeerSender): void;
+  /** The oldest usable held answer to a request from `peer`, removed from the holder. */
+  takeReply(peer: NodeId): HeldReply | undefined;
+  /** Answer older held requests from `peer` with 204 (nothing more to carry now). */
+  releaseReplies(peer: NodeId): void;
+  /** Membership as the peer server sees it, to validate batches carried back in answers. */
+  senderStatus(id: NodeId): SenderStatus;
+  /** Delivers a batch the peer carried back in an answer (validated). */
+  onMessages(msgs: Message[]): void;
 }
 
 const SNAPSHOT_CHUNK_BYTES = 64 * 1024;
-/** Error answers carry a short reason; cap what we read of them. */
+/** Error answers carry a short reason; cap what we read of them (snapshot connection). Batch
+ * answers may carry a message batch, capped like a request body. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** Messages that answer a peer's message (and so may travel in the answer to its request). */
+function isAnswer(type: MessageType): boolean {
+  return (
+    type === MessageType.AppResp ||
+    type === MessageType.HeartbeatResp ||
+    type === MessageType.VoteResp ||
+    type === MessageType.PreVoteResp ||
+    type === MessageType.ReadIndexResp
+  );
+}
+
+interface BatchOutcome {
+  status: number;
+  reason: string;
+  /** The body of a 200 answer: a message batch from the peer. */
+  reply: Buffer | null;
+}
 
 /** Statuses that say "this peer will not take anything from us right now": back off. Other
  * failures (400, 413) concern one batch only. */
@@ -111,6 +141,9 @@ export class PeerSender {
   private sentMessages = 0;
   private sentBatches = 0;
   private sentBytes = 0;
+  private sentAsReplies = 0;
+  private receivedReplyMessages = 0;
+  private badReplies = 0;
   private droppedMessages = 0;
   private failures = 0;
   private snapshotsSent = 0;
@@ -126,13 +159,14 @@ export class PeerSender {
       headersTimeout: ctx.requestTimeoutMs,
       bodyTimeout: ctx.requestTimeoutMs,
       connect: { timeout: ctx.connectTimeoutMs },
-      maxResponseSize: MAX_RESPONSE_BYTES,
+      maxResponseSize: ctx.limits.bodyBytesMax,
     });
     this.headers = {
       'content-type': 'application/x-msgpack',
       [HEADER_CLUSTER_ID]: ctx.clusterId,
       [HEADER_FROM]: String(ctx.selfId),
       [HEADER_TO]: String(id),
+      [HEADER_ACCEPT_REPLIES]: '1',
     };
   }
 
@@ -155,7 +189,10 @@ export class PeerSender {
     this.ctx.scheduleFlush(this);
   }
 
-  /** Hand queued messages to undici as batches while pipeline slots are free. */
+  /**
+   * Sends queued messages as batches: first in held answers to the peer's own requests (no
+   * request of ours needed), then as requests while pipeline slots are free.
+   */
   flush(): void {
     if (this.stopped) return;
     if (this.unreachablePending) {
@@ -163,7 +200,8 @@ export class PeerSender {
       this.ctx.onUnreachable(this.id);
     }
     const bodyMax = this.ctx.limits.bodyBytesMax;
-    while (this.queue.length > 0 && this.inflight < this.ctx.pipelining) {
+    let replied = false;
+    while (this.queue.length > 0) {
       // Take the longest prefix that is estimated to fit in one body (at least one message).
       let count = 0;
       let bytes = 0;
@@ -171,6 +209,13 @@ export class PeerSender {
         bytes += this.sizes[count]!;
         count++;
       }
+      // Only answers (acks, votes…) ride in held answers: they may overtake each other, which
+      // Raft shrugs off (stale acks are ignored), while appends and heartbeats keep the
+      // strict order of this connection's pipeline.
+      let answersOnly = true;
+      for (let i = 0; i < count && answersOnly; i++) answersOnly = isAnswer(this.queue[i]!.type);
+      const reply = answersOnly ? this.ctx.takeReply(this.id) : undefined;
+      if (reply === undefined && this.inflight >= this.ctx.pipelining) break;
       let batch = this.queue.slice(0, count);
       let encoded = encodeMessages(batch);
       // The estimate can be off; halve until the encoding fits.
@@ -187,12 +232,31 @@ export class PeerSender {
           bytes: encoded.byteLength,
           bodyBytesMax: bodyMax,
         });
+        reply?.release();
         this.drop(1);
         this.reportUnreachableNow();
         continue;
       }
-      this.dispatch(batch, encoded);
+      if (reply !== undefined) {
+        this.sendAsReply(reply, batch, encoded);
+        replied = true;
+      } else {
+        this.dispatch(batch, encoded);
+      }
     }
+    // Held answers we did not use would hold up the peer's pipeline until their hold expires;
+    // having just answered, answer the older ones too (the peer's next requests bring new ones).
+    if (replied) this.ctx.releaseReplies(this.id);
+  }
+
+  private sendAsReply(reply: HeldReply, batch: Message[], encoded: Uint8Array): void {
+    if (traceOn) traceBatch('out', batch, this.id);
+    reply.send(Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength));
+    // Like a request, a written answer may still be lost with its connection; Raft copes.
+    this.sentMessages += batch.length;
+    this.sentBatches++;
+    this.sentAsReplies++;
+    this.sentBytes += encoded.byteLength;
   }
 
   /** Send a Snap message on the snapshot connection as a streamed body. */
@@ -263,6 +327,9 @@ export class PeerSender {
       sentMessages: this.sentMessages,
       sentBatches: this.sentBatches,
       sentBytes: this.sentBytes,
+      sentAsReplies: this.sentAsReplies,
+      receivedReplyMessages: this.receivedReplyMessages,
+      badReplies: this.badReplies,
       droppedMessages: this.droppedMessages,
       failures: this.failures,
       queuedMessages: this.queue.length,
@@ -299,18 +366,26 @@ export class PeerSender {
         idempotent: true,
         blocking: false,
       })
-      .then(async (res) => {
+      .then(async (res): Promise<BatchOutcome> => {
         if (res.statusCode === 204) {
           await res.body.dump();
-          return { status: 204, reason: '' };
+          return { status: 204, reason: '', reply: null };
         }
-        return { status: res.statusCode, reason: await readReason(res.body) };
+        if (res.statusCode === 200) {
+          const from = res.headers[HEADER_FROM];
+          if (from !== String(this.id) || res.headers[HEADER_CLUSTER_ID] !== this.ctx.clusterId) {
+            await res.body.dump();
+            return { status: 200, reason: `answer from node ${String(from)} of another cluster or node`, reply: null };
+          }
+          return { status: 200, reason: '', reply: Buffer.from(await res.body.arrayBuffer()) };
+        }
+        return { status: res.statusCode, reason: await readReason(res.body), reply: null };
       })
-      .catch((err: unknown) => ({ status: 0, reason: errorText(err) }))
-      .then(({ status, reason }) => {
+      .catch((err: unknown): BatchOutcome => ({ status: 0, reason: errorText(err), reply: null }))
+      .then(({ status, reason, reply }) => {
         this.inflight--;
         if (this.stopped) return;
-        if (status === 204) {
+        if (status === 204 || status === 200) {
           this.sentMessages += batch.length;
           this.sentBatches++;
           this.sentBytes += body.byteLength;
@@ -319,11 +394,33 @@ export class PeerSender {
           }
           this.consecutiveFailures = 0;
           this.backoffUntil = 0;
+          if (status === 200) this.receiveReply(reply, reason);
         } else {
           this.batchFailed(batch.length, status, reason);
         }
         if (this.queue.length > 0) this.ctx.scheduleFlush(this);
       });
+  }
+
+  /** A batch the peer carried back in its answer: checked exactly like a request body. */
+  private receiveReply(body: Buffer | null, reason: string): void {
+    let problem: string | null = reason !== '' ? reason : null;
+    let msgs: Message[] = [];
+    if (problem === null && body !== null) {
+      try {
+        msgs = decodeMessages(body);
+        problem = batchProblem(msgs, this.id, this.ctx.selfId, (id) => this.ctx.senderStatus(id));
+      } catch (err) {
+        problem = `malformed message batch: ${errorText(err)}`;
+      }
+    }
+    if (problem !== null) {
+      this.badReplies++;
+      this.ctx.logger.warn('transport: answer from peer refused', { peer: this.id, reason: problem });
+      return;
+    }
+    this.receivedReplyMessages += msgs.length;
+    this.ctx.onMessages(msgs);
   }
 
   private batchFailed(messages: number, status: number, reason: string): void {

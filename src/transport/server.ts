@@ -12,7 +12,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeMessage, decodeMessages } from '../raft/codec.js';
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
+import { HeldReply } from './reply.js';
+import { batchProblem, envelopeProblem, type SenderStatus } from './validate.js';
 import {
+  HEADER_ACCEPT_REPLIES,
   HEADER_CLUSTER_ID,
   HEADER_FROM,
   HEADER_TO,
@@ -24,7 +27,7 @@ import {
 } from './types.js';
 import { trace, traceOn } from './trace.js';
 
-export type SenderStatus = 'member' | 'removed' | 'unknown';
+export type { SenderStatus } from './validate.js';
 
 export interface PeerServerOptions {
   id: NodeId;
@@ -36,25 +39,10 @@ export interface PeerServerOptions {
   senderStatus(from: NodeId): SenderStatus;
   onMessages(msgs: Message[]): void;
   onSnapshot?(msg: Message): Promise<void>;
+  /** Takes the answer to an accepted batch from a peer that accepts replies in responses
+   * (see reply.ts). Without it every accepted batch is answered 204 at once. */
+  holdReply?(from: NodeId, reply: HeldReply): void;
 }
-
-/** Message types a peer may send in a batch. Local-only types would make RawNode.step throw;
- * Snap must come through the snapshot endpoint, which has its own size cap. */
-const BATCH_TYPES: ReadonlySet<MessageType> = new Set([
-  MessageType.Prop,
-  MessageType.App,
-  MessageType.AppResp,
-  MessageType.Vote,
-  MessageType.VoteResp,
-  MessageType.PreVote,
-  MessageType.PreVoteResp,
-  MessageType.Heartbeat,
-  MessageType.HeartbeatResp,
-  MessageType.TimeoutNow,
-  MessageType.ReadIndex,
-  MessageType.ReadIndexResp,
-  MessageType.TransferLeader,
-]);
 
 /** A request was refused; `status` and `reason` go back to the sender. */
 class Rejection extends Error {
@@ -150,7 +138,7 @@ export class PeerServer {
       const body = await readBody(req, cap);
       if (body === null) return; // the sender went away; nobody to answer
       if (isSnapshot) await this.receiveSnapshot(from, body, res);
-      else this.receiveBatch(from, body, res);
+      else this.receiveBatch(from, body, req, res);
     } catch (err) {
       if (!(err instanceof Rejection)) throw err;
       this.reject(req, res, err);
@@ -179,21 +167,15 @@ export class PeerServer {
     return from;
   }
 
-  private receiveBatch(from: NodeId, body: Buffer, res: http.ServerResponse): void {
+  private receiveBatch(from: NodeId, body: Buffer, req: http.IncomingMessage, res: http.ServerResponse): void {
     let msgs: Message[];
     try {
       msgs = decodeMessages(body);
     } catch (err) {
       throw new Rejection(400, `malformed message batch: ${errorMessage(err)}`);
     }
-    if (msgs.length === 0) throw new Rejection(400, 'empty message batch');
-    for (const m of msgs) {
-      if (!BATCH_TYPES.has(m.type)) {
-        const hint = m.type === MessageType.Snap ? ` (snapshots go to ${PATH_SNAPSHOT})` : '';
-        throw new Rejection(400, `message type ${MessageType[m.type] ?? m.type} not accepted${hint}`);
-      }
-      this.checkEnvelope(from, m);
-    }
+    const problem = batchProblem(msgs, from, this.opts.id, (id) => this.opts.senderStatus(id));
+    if (problem !== null) throw new Rejection(400, problem);
     this.counters.receivedBatches++;
     this.counters.receivedMessages += msgs.length;
     this.counters.receivedBytes += body.byteLength;
@@ -203,7 +185,11 @@ export class PeerServer {
       this.opts.logger.warn('transport: onMessages threw', { from, error: errorMessage(err) });
       throw new Rejection(500, `receiver failed: ${errorMessage(err)}`);
     }
-    res.writeHead(204).end();
+    if (this.opts.holdReply !== undefined && req.headers[HEADER_ACCEPT_REPLIES] === '1') {
+      this.opts.holdReply(from, new HeldReply(res, this.opts.id, this.opts.clusterId));
+    } else {
+      res.writeHead(204).end();
+    }
   }
 
   private async receiveSnapshot(from: NodeId, body: Buffer, res: http.ServerResponse): Promise<void> {
@@ -216,7 +202,8 @@ export class PeerServer {
     if (m.type !== MessageType.Snap || m.snapshot === null) {
       throw new Rejection(400, `expected a Snap message with a snapshot, got ${MessageType[m.type] ?? m.type}`);
     }
-    this.checkEnvelope(from, m);
+    const problem = envelopeProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id));
+    if (problem !== null) throw new Rejection(400, problem);
     this.counters.receivedSnapshots++;
     this.counters.receivedBytes += body.byteLength;
     try {
@@ -227,21 +214,6 @@ export class PeerServer {
       throw new Rejection(500, `snapshot receiver failed: ${errorMessage(err)}`);
     }
     res.writeHead(204).end();
-  }
-
-  private checkEnvelope(from: NodeId, m: Message): void {
-    // A follower forwards proposals, reads and transfer requests to the leader with the
-    // requester's id kept in `from` (the leader answers the requester); such a message may
-    // have passed through a node that no longer knew the leader, so it arrives via another
-    // member. Everything else must come from the node that sent it.
-    const forwardable =
-      m.type === MessageType.Prop || m.type === MessageType.ReadIndex || m.type === MessageType.TransferLeader;
-    if (m.from !== from && !(forwardable && this.opts.senderStatus(m.from) === 'member')) {
-      throw new Rejection(400, `message from ${m.from} inside a request from node ${from}`);
-    }
-    if (m.to !== this.opts.id) {
-      throw new Rejection(400, `message addressed to node ${m.to}, this is node ${this.opts.id}`);
-    }
   }
 
   private reject(req: http.IncomingMessage, res: http.ServerResponse, r: Rejection): void {

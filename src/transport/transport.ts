@@ -6,16 +6,23 @@
  * and a second connection for streamed snapshots (`POST /raft/snapshot`). See peer.ts.
  * Incoming: a node:http server that validates and decodes what peers send. See server.ts.
  *
+ * Answers (acks, vote and read-index responses) to a peer ride back in the held answer to that
+ * peer's own request when there is one (reply.ts): one HTTP exchange per round trip.
+ *
  * Delivery is best effort, as Raft expects: messages can be dropped (reported through
  * `onUnreachable`), duplicated (undici retries idempotent requests) or, across the batch and
- * snapshot connections, reordered. Within the batch connection to one peer, batches arrive in
- * the order they were sent unless one is lost.
+ * snapshot connections and between answers sent as requests and as replies, reordered.
+ * Appends, heartbeats and everything else that is not an answer go on the batch connection to
+ * the peer only, and arrive in the order they were sent unless one is lost.
  */
 
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
+import { performance } from 'node:perf_hooks';
 import { PeerSender, peerOrigin, type PeerSenderContext } from './peer.js';
+import type { HeldReply } from './reply.js';
 import { trace, traceOn } from './trace.js';
-import { PeerServer, type SenderStatus } from './server.js';
+import { PeerServer } from './server.js';
+import type { SenderStatus } from './validate.js';
 import {
   DEFAULT_BACKOFF,
   DEFAULT_LIMITS,
@@ -40,6 +47,10 @@ export class Transport {
   private readonly senderContext: PeerSenderContext;
   private readonly dirty = new Set<PeerSender>();
   private flushScheduled = false;
+  /** Answers to peers' requests held open to carry our next batch to them (reply.ts). */
+  private readonly heldReplies = new Map<NodeId, HeldReply[]>();
+  private readonly replyHoldMs: number;
+  private replySweep: NodeJS.Timeout | null = null;
   private state: State = 'new';
   private droppedUnknownPeer = 0;
 
@@ -68,6 +79,10 @@ export class Transport {
     if (!Number.isInteger(pipelining) || pipelining < 1) {
       throw new RangeError(`pipelining must be a positive integer, got ${pipelining}`);
     }
+    this.replyHoldMs = opts.replyHoldMs ?? 20;
+    if (!(Number.isFinite(this.replyHoldMs) && this.replyHoldMs >= 0)) {
+      throw new RangeError(`replyHoldMs must be a non-negative number, got ${opts.replyHoldMs}`);
+    }
     const logger = opts.logger ?? NOOP_LOGGER;
     this.senderContext = {
       selfId: opts.id,
@@ -84,6 +99,10 @@ export class Transport {
         this.callback('onSnapshotStatus', () => this.opts.onSnapshotStatus(id, ok)),
       onRemoved: (byPeer) => this.callback('onRemoved', () => this.opts.onRemoved?.(byPeer)),
       scheduleFlush: (peer) => this.scheduleFlush(peer),
+      takeReply: (peer) => this.takeReply(peer),
+      releaseReplies: (peer) => this.releaseReplies(peer, true),
+      senderStatus: (id) => this.senderStatus(id),
+      onMessages: (msgs) => this.callback('onMessages', () => this.opts.onMessages(msgs)),
     };
     for (const [id, url] of opts.peers) {
       assertNodeId(id, 'peer id');
@@ -98,6 +117,7 @@ export class Transport {
       logger,
       senderStatus: (from) => this.senderStatus(from),
       onMessages: (msgs) => this.opts.onMessages(msgs),
+      ...(this.replyHoldMs > 0 ? { holdReply: (from: NodeId, r: HeldReply) => this.holdReply(from, r) } : {}),
       ...(opts.onSnapshot !== undefined ? { onSnapshot: (m: Message) => opts.onSnapshot!(m) } : {}),
     });
   }
@@ -162,6 +182,7 @@ export class Transport {
       this.dirty.delete(sender);
       void sender.stop();
     }
+    this.releaseReplies(id);
   }
 
   /** Closes the server and all peer connections; queued messages are dropped. Idempotent. */
@@ -171,6 +192,8 @@ export class Transport {
     const senders = [...this.senders.values()];
     this.senders.clear();
     this.dirty.clear();
+    for (const id of [...this.heldReplies.keys()]) this.releaseReplies(id);
+    if (this.replySweep !== null) clearTimeout(this.replySweep);
     await Promise.all([this.server.close(), ...senders.map((s) => s.stop())]);
   }
 
@@ -205,6 +228,57 @@ export class Transport {
       if (this.state !== 'started') return;
       for (const p of peers) p.flush();
     });
+  }
+
+  private holdReply(from: NodeId, reply: HeldReply): void {
+    if (this.state !== 'started' || !this.senders.has(from)) {
+      reply.release();
+      return;
+    }
+    const list = this.heldReplies.get(from);
+    if (list === undefined) this.heldReplies.set(from, [reply]);
+    else list.push(reply);
+    this.armReplySweep(this.replyHoldMs);
+  }
+
+  private takeReply(peer: NodeId): HeldReply | undefined {
+    const list = this.heldReplies.get(peer);
+    if (list === undefined) return undefined;
+    while (list.length > 0) {
+      const r = list.shift()!;
+      if (r.usable) return r;
+    }
+    return undefined;
+  }
+
+  /** Answers held requests from `peer` with 204; with `keepNewest` the latest one stays held
+   * (it can still carry the reply to the newest request, and one open answer never fills the
+   * peer's pipeline). */
+  private releaseReplies(peer: NodeId, keepNewest = false): void {
+    const list = this.heldReplies.get(peer);
+    if (list === undefined) return;
+    const kept = keepNewest ? list.pop() : undefined;
+    for (const r of list) r.release();
+    if (kept !== undefined && kept.usable) this.heldReplies.set(peer, [kept]);
+    else this.heldReplies.delete(peer);
+  }
+
+  private armReplySweep(delayMs: number): void {
+    if (this.replySweep !== null) return;
+    this.replySweep = setTimeout(() => this.sweepReplies(), delayMs);
+  }
+
+  /** Answers 204 to requests held longer than replyHoldMs (nothing came to carry back). */
+  private sweepReplies(): void {
+    this.replySweep = null;
+    const cutoff = performance.now() - this.replyHoldMs;
+    let oldest = Infinity;
+    for (const [peer, list] of this.heldReplies) {
+      while (list.length > 0 && (list[0]!.heldAt <= cutoff || !list[0]!.usable)) list.shift()!.release();
+      if (list.length === 0) this.heldReplies.delete(peer);
+      else oldest = Math.min(oldest, list[0]!.heldAt);
+    }
+    if (oldest !== Infinity) this.armReplySweep(Math.max(1, oldest + this.replyHoldMs - performance.now()));
   }
 
   /** User callbacks must not break the transport's bookkeeping. */

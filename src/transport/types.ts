@@ -83,6 +83,9 @@ export interface TransportOptions {
    * here, where they are batched into fewer, larger requests. */
   pipelining?: number;
   backoff?: Partial<BackoffOptions>;
+  /** How long the peer server may hold the answer to a peer's batch, waiting for messages to
+   * carry back in it, before answering 204 (see reply.ts). Default 20. */
+  replyHoldMs?: number;
   /** Time to wait for a peer's response to a message batch before failing it. Default 5000. */
   requestTimeoutMs?: number;
   /** Time to wait for the answer to a snapshot (the receiver may persist it first). Default 60000. */
@@ -97,8 +100,15 @@ export interface PeerStats {
   url: string;
   /** Messages acknowledged (204) by the peer. */
   sentMessages: number;
-  /** Batches (requests) acknowledged by the peer. */
+  /** Batches acknowledged by the peer: our requests it accepted, plus batches we sent back in
+   * the answers to its requests. */
   sentBatches: number;
+  /** Of `sentBatches`, those carried in answers to the peer's own requests. */
+  sentAsReplies: number;
+  /** Messages the peer sent back in answers to our requests. */
+  receivedReplyMessages: number;
+  /** Answers to our requests whose batch was refused (malformed or not allowed). */
+  badReplies: number;
   /** Encoded bytes acknowledged by the peer. */
   sentBytes: number;
   /** Messages dropped: queue full, backing off, failed request, too large, or peer removed. */
@@ -139,6 +149,8 @@ export interface TransportStats {
 export const HEADER_CLUSTER_ID = 'x-raftkv-cluster-id';
 export const HEADER_FROM = 'x-raftkv-from';
 export const HEADER_TO = 'x-raftkv-to';
+/** On a `POST /raft`: the sender takes messages back in the response body (200, msgpack). */
+export const HEADER_ACCEPT_REPLIES = 'x-raftkv-replies';
 
 export const PATH_MESSAGES = '/raft';
 export const PATH_SNAPSHOT = '/raft/snapshot';
