@@ -654,7 +654,11 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private async processReady(rd: Ready): Promise<void> {
     if (rd.hardState !== null) this.term = rd.hardState.term;
     if (rd.softState !== null) this.onSoftState(rd.softState);
-    if (rd.parallelMessages.length > 0) this.transport.send(this.prepareOutgoing(rd.parallelMessages));
+    if (rd.parallelMessages.length > 0) {
+      this.sendMessages(rd.parallelMessages);
+      // The followers' copies are the critical path of a write: out before our WAL call.
+      this.transport.flushNow();
+    }
 
     // Durability first. A snapshot's file goes before its WAL marker: an orphan .snap file is
     // harmless, a marker without its file is not.
@@ -705,7 +709,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       this.memStorage.append(rd.entries);
       this.trackAppended(rd.entries);
     }
-    if (rd.messages.length > 0) this.transport.send(this.prepareOutgoing(rd.messages));
+    if (rd.messages.length > 0) this.sendMessages(rd.messages);
     for (const rs of rd.readStates) this.onReadState(rs);
 
     if (toApply.length > 0) await this.applyCommitted(toApply);
@@ -733,6 +737,50 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   private removedSelf = false;
   private removalTimer: NodeJS.Timeout | null = null;
+
+  /** Empty appends (commit-index notices) held back per follower; see commitNotifyDelayMs. */
+  private readonly deferredNotices = new Map<NodeId, Message>();
+  private noticeTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Hands messages to the transport, holding back an empty App (it only carries a new commit
+   * index, or re-probes) for up to commitNotifyDelayMs: any later App to the same follower
+   * carries a commit index at least as new and does the same job, so the held one is dropped
+   * (as a lossy network may). At a serial client's pace the next write's append comes first,
+   * which saves a request and an ack per write.
+   */
+  private sendMessages(msgs: Message[]): void {
+    this.prepareOutgoing(msgs);
+    if (this.opts.commitNotifyDelayMs === 0) {
+      this.transport.send(msgs);
+      return;
+    }
+    let out: Message[] | null = null;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      if (m.type === MessageType.App) {
+        if (m.entries.length === 0) {
+          out ??= msgs.slice(0, i);
+          this.deferredNotices.set(m.to, m);
+          this.noticeTimer ??= setTimeout(() => this.flushNotices(), this.opts.commitNotifyDelayMs);
+          continue;
+        }
+        this.deferredNotices.delete(m.to);
+      }
+      out?.push(m);
+    }
+    const toSend = out ?? msgs;
+    if (toSend.length > 0) this.transport.send(toSend);
+  }
+
+  private flushNotices(): void {
+    this.noticeTimer = null;
+    if (this.state !== 'running' || this.deferredNotices.size === 0) return;
+    const held = [...this.deferredNotices.values()];
+    this.deferredNotices.clear();
+    // A notice from an older term is stale: the core has moved on (and may not lead any more).
+    this.transport.send(held.filter((m) => m.term === this.term));
+  }
 
   private onSoftState(ss: SoftState): void {
     if (ss.leader !== this.leader) {
@@ -1111,6 +1159,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (this.tickTimer !== null) {
       clearInterval(this.tickTimer);
       this.tickTimer = null;
+    }
+    if (this.noticeTimer !== null) {
+      clearTimeout(this.noticeTimer);
+      this.noticeTimer = null;
     }
     if (this.removalTimer !== null) {
       clearTimeout(this.removalTimer);
