@@ -130,7 +130,8 @@ for (const pr of props.slice(skip, props.length - 5)) {
   const quorum = wal !== undefined && firstAck !== undefined ? Math.max(adv ?? wal, firstAck) : undefined;
   add('L quorum (own advance & first ack) → commit Ready', quorum, crdy);
   add('L commit Ready → applied', crdy, apl);
-  add('L applied → HTTP response written', apl, near(leader, 'hres', apl));
+  // The response is written (from a microtask) before the apply pass records 'apl'.
+  add('L commit Ready → HTTP response written', crdy, at(leader, 'hres', i));
   add('L propose → applied (total)', pr.t, apl);
 }
 

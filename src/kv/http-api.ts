@@ -287,7 +287,7 @@ export class KvHttpApi {
     if ('error' in result) throw new ApiError(500, 'internal', `the write was committed but could not be applied: ${result.error}`);
     res.writeHead(204, { [REVISION_HEADER]: String(result.revision), 'Server-Timing': serverTiming('raft', t0) });
     res.end();
-    if (traceOn) trace('hres', 0, 0);
+    if (traceOn) trace('hres', result.revision, result.revision);
   }
 
   private async get(req: http.IncomingMessage, res: http.ServerResponse, rawPath: string, query: URLSearchParams): Promise<void> {
