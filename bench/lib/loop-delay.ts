@@ -29,6 +29,19 @@ interface RoundDistribution {
   points: Array<[number, number]>;
 }
 
+/** The largest sampled percentile (as a fraction) whose delay is <= value: a binary search, as
+ * a row measured in many short slices has many rounds and many candidate values. */
+function fractionAtOrBelow(points: ReadonlyArray<[number, number]>, value: number): number {
+  let lo = 0;
+  let hi = points.length; // first index whose delay is > value
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (points[mid]![1] <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo === 0 ? 0 : points[lo - 1]![0] / 100;
+}
+
 export class LoopDelayMonitor {
   private current: IntervalHistogram | null = null;
   private readonly rounds: RoundDistribution[] = [];
@@ -63,11 +76,7 @@ export class LoopDelayMonitor {
     );
     for (const value of candidates) {
       let below = 0;
-      for (const round of this.rounds) {
-        let fraction = 0;
-        for (const [percent, v] of round.points) if (v <= value) fraction = percent / 100;
-        below += fraction * round.count;
-      }
+      for (const round of this.rounds) below += fractionAtOrBelow(round.points, value) * round.count;
       if (below >= (p / 100) * total - 1e-9) return this.toDelayUs(value);
     }
     return this.toDelayUs(candidates.at(-1)!);
