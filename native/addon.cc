@@ -1,7 +1,7 @@
 // Node-API bindings for the raftkv WAL primitives (see src/wal/native-backend.ts for the typed
 // TypeScript view of everything exported here). Blocking work runs off the JS thread: one-shot
 // operations on the libuv pool (AsyncWorker), segment appends on each segment's own writer
-// thread, completed back on the JS thread through a thread-safe function.
+// thread, completed back on the JS thread through a thread-safe function, one call per group.
 #include <napi.h>
 
 #include <fcntl.h>
@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -96,24 +95,67 @@ class PromiseWorker : public Napi::AsyncWorker {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Segment handle
+// Frame buffers: native, aligned memory that JS lays frames out in (through an ArrayBuffer view)
+// and the writer seals and writes in place. allocateFrameBuffer(bytes) returns
+// { bytes: Uint8Array, handle: External }; append() takes the handle, so a batch always refers
+// to memory this addon owns, whatever JS does with the view meanwhile.
 
-struct CompletedGroup {
-  BatchGroup batches;
-};
+using SharedFrameBuffer = std::shared_ptr<FrameBuffer>;
+
+// Marks the Externals allocateFrameBuffer hands out, so append() never misreads another one.
+constexpr napi_type_tag kFrameBufferTag = {0x7261667466726d62ULL, 0x7566666572763031ULL};
+
+Napi::Value AllocateFrameBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t capacity = static_cast<size_t>(RequireNumber(info[0], "bytes", 1, 1024.0 * 1024 * 1024));
+  SharedFrameBuffer buffer = FrameBuffer::allocate(capacity);
+  if (!buffer) throw Napi::RangeError::New(env, "cannot allocate a WAL frame buffer of " + std::to_string(capacity) + " bytes");
+  // Each JS object owns one reference; the memory goes when the last holder (view, handle or
+  // in-flight batch) lets go.
+  auto for_view = std::make_unique<SharedFrameBuffer>(buffer);
+  Napi::ArrayBuffer bytes = Napi::ArrayBuffer::New(
+      env, buffer->data(), buffer->capacity(),
+      [](Napi::Env e, void*, SharedFrameBuffer* owner) {
+        Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>((*owner)->capacity()));
+        delete owner;
+      },
+      for_view.get());
+  for_view.release();  // owned by the ArrayBuffer's finalizer now
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(buffer->capacity()));
+  auto for_handle = std::make_unique<SharedFrameBuffer>(buffer);
+  auto handle = Napi::External<SharedFrameBuffer>::New(env, for_handle.get(),
+                                                       [](Napi::Env, SharedFrameBuffer* owner) { delete owner; });
+  for_handle.release();
+  handle.TypeTag(&kFrameBufferTag);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("bytes", Napi::Uint8Array::New(env, buffer->capacity(), bytes, 0));
+  out.Set("handle", handle);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Segment handle
+//
+// append/sync/close queue a batch and return nothing; results come back per writer group through
+// the function given to start(): onComplete(batches, results, failure, closeError) where
+// `batches` is how many queued batches this group completes (in queue order), `results` holds
+// [endOffset, lastCrc] for every mark of its append batches (when the group did not fail),
+// `failure` is the segment's first write/sync error (the same object every time) or null, and
+// `closeError` is undefined unless the group closed the file (then null or the close error).
+// One call per group instead of a promise per batch keeps the JS thread's cost per append low.
 
 class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
  public:
-  static void CallJs(Napi::Env env, Napi::Function, SegmentWrap* self, CompletedGroup* group);
-  using Tsfn = Napi::TypedThreadSafeFunction<SegmentWrap, CompletedGroup, &SegmentWrap::CallJs>;
+  static void CallJs(Napi::Env env, Napi::Function callback, SegmentWrap* self, BatchGroup* group);
+  using Tsfn = Napi::TypedThreadSafeFunction<SegmentWrap, BatchGroup, &SegmentWrap::CallJs>;
 
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativeSegment",
                        {
+                           InstanceMethod("start", &SegmentWrap::Start),
                            InstanceMethod("append", &SegmentWrap::Append),
                            InstanceMethod("sync", &SegmentWrap::Sync),
                            InstanceMethod("close", &SegmentWrap::Close),
-                           InstanceMethod("failure", &SegmentWrap::Failure),
                            InstanceMethod("testSetFault", &SegmentWrap::TestSetFault),
                            InstanceMethod("testHold", &SegmentWrap::TestHold),
                            InstanceMethod("testStats", &SegmentWrap::TestStats),
@@ -131,122 +173,113 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
     self.Set("mode", Napi::String::New(env, wal_mode_name(core_->mode())));
     self.Set("modeReason", Napi::String::New(env, core_->mode_reason()));
     self.Set("blockSize", Napi::Number::New(env, core_->block_size()));
-
-    tsfn_ = Tsfn::New(env, "raftkv:segment", 0, 1, this);
-    tsfn_.Unref(env);  // an idle segment must not keep the process alive
-    Tsfn tsfn = tsfn_;
-    core_->start([tsfn](BatchGroup batches) mutable {
-                   auto* group = new CompletedGroup{std::move(batches)};
-                   if (tsfn.BlockingCall(group) != napi_ok) delete group;  // env is going away
-                 },
-                 [tsfn]() mutable { tsfn.Release(); });
-    Ref();  // stays alive until close() completes: its writer thread refers to it
   }
 
   ~SegmentWrap() override {
-    // Only reached without close() at environment teardown: stop the writer, drop its queue.
+    // Only reached without close() at environment teardown (or never started): stop the writer,
+    // drop its queue.
     if (core_) core_->abort();
   }
 
  private:
+  // start(onComplete): starts the writer thread.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (started_) throw Napi::Error::New(env, "NativeSegment already started");
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      throw Napi::TypeError::New(env, "start(onComplete: function)");
+    }
+    started_ = true;
+    tsfn_ = Tsfn::New(env, info[0].As<Napi::Function>(), "raftkv:segment", 0, 1, this);
+    tsfn_.Unref(env);  // an idle segment must not keep the process alive
+    Tsfn tsfn = tsfn_;
+    core_->start([tsfn](BatchGroup batches) mutable {
+                   auto* group = new BatchGroup(std::move(batches));
+                   if (tsfn.BlockingCall(group) != napi_ok) delete group;  // env is going away
+                 },
+                 [tsfn]() mutable { tsfn.Release(); });
+    Ref();  // stays alive until close() completes: its writer thread refers to it
+    return env.Undefined();
+  }
+
+  // append(buffer: External (from allocateFrameBuffer), size: number, marks: Float64Array,
+  //        markCount: number, sync: boolean)
+  // Queues frames[0, size) of the frame buffer as one batch. The frames must be laid out
+  // completely (header with crc 0, payload, zero padding); `marks` are the ends of the appends
+  // merged into it. Checked here; bad input throws and queues nothing.
   Napi::Value Append(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsArray()) {
-      throw Napi::TypeError::New(env, "append(records: RecordInput[], sync: boolean)");
+    RequireOpen(env);
+    if (info.Length() < 5 || !info[0].IsExternal() ||
+        !info[0].As<Napi::External<SharedFrameBuffer>>().CheckTypeTag(&kFrameBufferTag) ||
+        !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw Napi::TypeError::New(env, "append(buffer: frame buffer handle, size, marks: Float64Array, markCount, sync)");
     }
-    Napi::Array records = info[0].As<Napi::Array>();
-    bool sync = info[1].ToBoolean().Value();
-    uint32_t count = records.Length();
+    SharedFrameBuffer buffer = *info[0].As<Napi::External<SharedFrameBuffer>>().Data();
+    if (buffer->queued) throw Napi::Error::New(env, "append: this frame buffer is still queued");
+    size_t size = static_cast<size_t>(RequireNumber(info[1], "size", 0, static_cast<double>(buffer->capacity())));
+    Napi::Float64Array marks = info[2].As<Napi::Float64Array>();
+    size_t mark_count = static_cast<size_t>(RequireNumber(info[3], "markCount", 1, static_cast<double>(marks.ElementLength())));
+    bool sync = info[4].ToBoolean().Value();
 
-    struct Item {
-      uint8_t type;
-      const uint8_t* data;
-      uint32_t length;
-    };
-    std::vector<Item> items;
-    items.reserve(count);
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < count; i++) {
-      Napi::Value value = records.Get(i);
-      if (!value.IsObject()) {
-        throw Napi::TypeError::New(env, "record " + std::to_string(i) + " must be an object");
-      }
-      Napi::Object record = value.As<Napi::Object>();
-      Napi::Value type = record.Get("type");
-      Napi::Value payload = record.Get("payload");
-      if (!type.IsNumber()) {
-        throw Napi::RangeError::New(env, "record " + std::to_string(i) + ": unknown WAL record type");
-      }
-      double t = type.As<Napi::Number>().DoubleValue();
-      if (!(t >= 1 && t <= kTypeMax) || t != static_cast<double>(static_cast<int>(t))) {
-        throw Napi::RangeError::New(env, "record " + std::to_string(i) +
-                                             ": unknown WAL record type " + std::to_string(t));
-      }
-      if (!payload.IsTypedArray() ||
-          payload.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-        throw Napi::TypeError::New(env,
-                                   "record " + std::to_string(i) + ": payload must be a Uint8Array");
-      }
-      Napi::Uint8Array bytes = payload.As<Napi::Uint8Array>();
-      size_t length = bytes.ByteLength();
-      if (length == 0 || length > kRecordBytesMax) {
-        throw Napi::RangeError::New(env, "WAL record payload must be 1.." +
-                                             std::to_string(kRecordBytesMax) + " bytes, got " +
-                                             std::to_string(length));
-      }
-      items.push_back(Item{static_cast<uint8_t>(t), bytes.Data(), static_cast<uint32_t>(length)});
-      total += frame_bytes(static_cast<uint32_t>(length));
-    }
-
-    auto deferred = Napi::Promise::Deferred::New(env);
-    if (Napi::Value early = EarlyRejection(env); !early.IsEmpty()) {
-      deferred.Reject(early);
-      return deferred.Promise();
-    }
     auto batch = std::make_unique<Batch>();
     batch->kind = Batch::Kind::kAppend;
     batch->sync = sync;
-    // The payloads are copied here, on the JS thread: the caller may reuse its buffers as soon
-    // as append() returns. Sealing (crc) happens on the writer thread.
-    TakeSpareFrames(batch->frames, static_cast<size_t>(total));
-    batch->frames.resize(static_cast<size_t>(total));
-    uint8_t* at = batch->frames.data();
-    for (const Item& item : items) {
-      encode_frame_unsealed(at, item.type, item.data, item.length);
-      at += frame_bytes(item.length);
+    batch->size = size;
+    batch->marks.resize(mark_count);
+    const double* mark_values = marks.Data();
+    // Walk the frames: every length valid and whole, every mark on a frame boundary.
+    const uint8_t* frames = buffer->data();
+    size_t next_mark = 0;
+    auto take_marks = [&](uint64_t at) {
+      while (next_mark < mark_count && mark_values[next_mark] == static_cast<double>(at)) {
+        batch->marks[next_mark++] = at;
+      }
+    };
+    take_marks(0);
+    for (uint64_t at = 0; at < size;) {
+      if (size - at < kFrameHeaderBytes) throw Napi::RangeError::New(env, "append: torn frame at " + std::to_string(at));
+      uint32_t length = read_u32(frames + at);
+      uint8_t type = frames[at + 4];
+      if (length == 0 || length > kRecordBytesMax || frame_bytes(length) > size - at) {
+        throw Napi::RangeError::New(env, "append: bad frame length " + std::to_string(length) + " at " + std::to_string(at));
+      }
+      if (type < 1 || type > kTypeMax || (read_u32(frames + at + 4) >> 8) != 0 || read_u32(frames + at + 8) != 0 ||
+          read_u32(frames + at + 12) != 0) {
+        throw Napi::RangeError::New(env, "append: bad frame header at " + std::to_string(at));
+      }
+      at += frame_bytes(length);
+      take_marks(at);
     }
-    Submit(env, std::move(batch), deferred);
-    return deferred.Promise();
+    if (next_mark != mark_count) {
+      throw Napi::RangeError::New(env, "append: marks must ascend along frame boundaries and end at size");
+    }
+    if (batch->marks[mark_count - 1] != size) {
+      throw Napi::RangeError::New(env, "append: the last mark must be the size");
+    }
+    buffer->queued = true;
+    batch->buffer = std::move(buffer);
+    Submit(env, std::move(batch));
+    return env.Undefined();
   }
 
   Napi::Value Sync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto deferred = Napi::Promise::Deferred::New(env);
-    if (Napi::Value early = EarlyRejection(env); !early.IsEmpty()) {
-      deferred.Reject(early);
-      return deferred.Promise();
-    }
+    RequireOpen(env);
     auto batch = std::make_unique<Batch>();
     batch->kind = Batch::Kind::kSync;
-    Submit(env, std::move(batch), deferred);
-    return deferred.Promise();
+    Submit(env, std::move(batch));
+    return env.Undefined();
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (closing_) return close_promise_.Value();
+    RequireOpen(env);
     closing_ = true;
-    auto deferred = Napi::Promise::Deferred::New(env);
-    close_promise_ = Napi::Persistent(deferred.Promise().As<Napi::Object>());
     auto batch = std::make_unique<Batch>();
     batch->kind = Batch::Kind::kClose;
-    Submit(env, std::move(batch), deferred);
-    return deferred.Promise();
-  }
-
-  Napi::Value Failure(const Napi::CallbackInfo& info) {
-    if (failure_.IsEmpty()) return info.Env().Null();
-    return failure_.Value();
+    Submit(env, std::move(batch));
+    return env.Undefined();
   }
 
   // TEST ONLY: testSetFault('write' | 'fdatasync', 'EIO' | null).
@@ -281,104 +314,94 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
     return out;
   }
 
-  // Rejection for a call that must not be queued: closed, or already failed.
-  Napi::Value EarlyRejection(Napi::Env env) {
+  void RequireOpen(Napi::Env env) {
+    if (!started_) throw Napi::Error::New(env, "NativeSegment not started");
     if (closing_) {
       Napi::Error error = Napi::Error::New(env, "WAL segment " + core_->path() + " is closed");
       error.Set("code", Napi::String::New(env, "ECLOSED"));
-      return error.Value();
+      throw error;
     }
-    if (!failure_.IsEmpty()) return failure_.Value();
-    return Napi::Value();
   }
 
-  void Submit(Napi::Env env, std::unique_ptr<Batch> batch, Napi::Promise::Deferred deferred) {
-    if (pending_.empty()) tsfn_.Ref(env);
-    pending_.push_back(std::move(deferred));
+  void Submit(Napi::Env env, std::unique_ptr<Batch> batch) {
+    if (pending_++ == 0) tsfn_.Ref(env);
     core_->submit(std::move(batch));
   }
 
-  void Complete(Napi::Env env, CompletedGroup* group) {
+  void Complete(Napi::Env env, Napi::Function callback, BatchGroup* group) {
     Napi::HandleScope scope(env);
+    std::unique_ptr<BatchGroup> owned(group);
     bool closed = false;
-    for (auto& batch : group->batches) {
-      if (pending_.empty()) std::abort();  // invariant: one deferred per submitted batch
-      Napi::Promise::Deferred deferred = pending_.front();
-      pending_.pop_front();
+    Napi::Value close_error = env.Undefined();
+    bool failed = false;
+    size_t marks = 0;
+    for (auto& batch : *group) {
       if (batch->kind == Batch::Kind::kClose) {
         closed = true;
-        if (batch->error.ok()) deferred.Resolve(env.Undefined());
-        else deferred.Reject(MakeSysError(env, batch->error).Value());
+        close_error = batch->error.ok() ? env.Null() : MakeSysError(env, batch->error).Value();
         continue;
       }
       if (!batch->error.ok()) {
-        // The first failure is kept and every later call rejects with that same error object.
+        // The first failure is kept and reported as that same error object every time.
         if (failure_.IsEmpty()) failure_ = Napi::Persistent(MakeSysError(env, batch->error).Value());
-        deferred.Reject(failure_.Value());
+        failed = true;
         continue;
       }
-      if (batch->kind == Batch::Kind::kSync) {
-        deferred.Resolve(env.Undefined());
-        continue;
-      }
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("endOffset", Napi::Number::New(env, static_cast<double>(batch->end_offset)));
-      result.Set("lastCrc", Napi::Number::New(env, batch->last_crc));
-      deferred.Resolve(result);
+      if (batch->kind == Batch::Kind::kAppend) marks += batch->marks.empty() ? 1 : batch->marks.size();
     }
-    KeepSpareFrames(*group);
-    delete group;
+    Napi::Float64Array results = Napi::Float64Array::New(env, failed ? 0 : marks * 2);
+    if (!failed) {
+      double* out = results.Data();
+      for (auto& batch : *group) {
+        if (batch->kind != Batch::Kind::kAppend) continue;
+        if (batch->marks.empty()) {
+          *out++ = static_cast<double>(batch->end_offset);
+          *out++ = batch->last_crc;
+          continue;
+        }
+        for (const auto& mark : batch->mark_results) {
+          *out++ = static_cast<double>(mark.first);
+          *out++ = mark.second;
+        }
+      }
+    }
+    for (auto& batch : *group) {
+      if (batch->buffer) batch->buffer->queued = false;
+    }
+    if (pending_ < group->size()) std::abort();  // invariant: every completed batch was submitted
+    pending_ -= group->size();
+    size_t count = group->size();
+    owned.reset();  // frame buffers go back before JS reuses them
     if (closed) {
       core_->join();  // the writer's last act after this group was releasing the tsfn
-      Unref();
-      return;
+    } else if (pending_ == 0) {
+      tsfn_.Unref(env);
     }
-    if (pending_.empty()) tsfn_.Unref(env);
-  }
-
-  // Frame buffers of completed batches are reused by later appends: a fresh allocation of a
-  // large batch is an mmap, a page fault per 4 KiB page and an munmap, every time. Both ends run
-  // on the JS thread (Append and Complete), so the pool needs no lock.
-  static constexpr size_t kSpareFramesMax = 4;
-  static constexpr size_t kSpareFrameBytesMin = 64 * 1024;
-  static constexpr size_t kSpareFrameBytesMax = 16 * 1024 * 1024;
-
-  void TakeSpareFrames(FrameBytes& frames, size_t bytes) {
-    if (bytes < kSpareFrameBytesMin) return;
-    for (size_t i = spare_frames_.size(); i-- > 0;) {
-      if (spare_frames_[i].capacity() >= bytes) {
-        frames = std::move(spare_frames_[i]);
-        spare_frames_.erase(spare_frames_.begin() + static_cast<std::ptrdiff_t>(i));
-        return;
-      }
+    Napi::Value failure = failed ? failure_.Value() : env.Null();
+    if (closed) Unref();
+    try {
+      callback.Call({Napi::Number::New(env, static_cast<double>(count)), results, failure, close_error});
+    } catch (const Napi::Error& error) {
+      // A throwing completion callback is a bug in the caller: surface it as an uncaught
+      // exception rather than unwinding through Node's thread-safe-function dispatch.
+      error.ThrowAsJavaScriptException();
     }
   }
 
-  void KeepSpareFrames(CompletedGroup& group) {
-    for (auto& batch : group.batches) {
-      size_t capacity = batch->frames.capacity();
-      if (capacity < kSpareFrameBytesMin || capacity > kSpareFrameBytesMax) continue;
-      if (spare_frames_.size() >= kSpareFramesMax) return;
-      batch->frames.clear();
-      spare_frames_.push_back(std::move(batch->frames));
-    }
-  }
-
-  std::vector<FrameBytes> spare_frames_;
   std::unique_ptr<Segment> core_;
   Tsfn tsfn_;
-  std::deque<Napi::Promise::Deferred> pending_;
+  size_t pending_ = 0;  // batches submitted and not yet completed
   Napi::ObjectReference failure_;
-  Napi::ObjectReference close_promise_;
+  bool started_ = false;
   bool closing_ = false;
 };
 
-void SegmentWrap::CallJs(Napi::Env env, Napi::Function, SegmentWrap* self, CompletedGroup* group) {
+void SegmentWrap::CallJs(Napi::Env env, Napi::Function callback, SegmentWrap* self, BatchGroup* group) {
   if (env == nullptr || self == nullptr) {
     delete group;  // environment teardown
     return;
   }
-  self->Complete(env, group);
+  self->Complete(env, callback, group);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -600,6 +623,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("funlock", Napi::Function::New(env, Funlock));
   exports.Set("rawWriteSyncLoop", Napi::Function::New(env, RawWriteSyncLoop));
+  exports.Set("allocateFrameBuffer", Napi::Function::New(env, AllocateFrameBuffer));
   exports.Set("NativeSegment", segment);
   return exports;
 }

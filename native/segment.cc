@@ -1,9 +1,11 @@
 #include "segment.h"
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +31,15 @@ bool parse_wal_mode_option(const std::string& text, WalModeOption* out) {
   else return false;
   return true;
 }
+
+std::shared_ptr<FrameBuffer> FrameBuffer::allocate(size_t capacity) {
+  if (capacity == 0) capacity = kAlignment;
+  void* data = aligned_alloc_or_null(kAlignment, capacity);
+  if (data == nullptr) return nullptr;
+  return std::shared_ptr<FrameBuffer>(new FrameBuffer(static_cast<uint8_t*>(data), capacity));
+}
+
+FrameBuffer::~FrameBuffer() { std::free(data_); }
 
 namespace {
 std::string dir_of(const std::string& path) {
@@ -136,9 +147,11 @@ Segment::~Segment() {
   std::free(direct_buffer_);
 }
 
-void Segment::start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit) {
+void Segment::start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit,
+                    int64_t poll_ns) {
   complete_ = std::move(complete);
   on_exit_ = std::move(on_exit);
+  poll_ns_ = poll_ns;
   thread_ = std::thread([this] { run(); });
 }
 
@@ -146,7 +159,9 @@ void Segment::submit(std::unique_ptr<Batch> batch) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(std::move(batch));
+    submitted_.store(submitted_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
+  // No syscall unless the writer is asleep on the condition variable.
   wake_.notify_one();
 }
 
@@ -178,14 +193,29 @@ SegmentStats Segment::stats() const {
   return SegmentStats{writes_.load(), syncs_.load(), groups_.load()};
 }
 
+void Segment::poll_for_work(uint64_t taken) {
+  if (poll_ns_ <= 0 || submitted_.load(std::memory_order_acquire) != taken) return;
+  // sched_yield, not a pause loop: a pause loop holds the CPU the woken JS thread is often
+  // queued on (and under KVM, pause-loop exits deschedule the spinning vCPU anyway).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(poll_ns_);
+  for (;;) {
+    sched_yield();
+    if (submitted_.load(std::memory_order_acquire) != taken) return;
+    if (std::chrono::steady_clock::now() >= deadline) return;
+  }
+}
+
 void Segment::run() {
+  uint64_t taken = 0;
   for (;;) {
     BatchGroup group;
+    poll_for_work(taken);
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] { return abort_ || (!hold_ && !queue_.empty()); });
       if (abort_) break;
       group.reserve(queue_.size());
+      taken = submitted_.load(std::memory_order_relaxed);
       while (!queue_.empty()) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -200,6 +230,43 @@ void Segment::run() {
   if (on_exit_) on_exit_();
 }
 
+// Seals the batch's frames in place (chained crc), recording the end of every mark. The frames
+// were checked when submitted; they are walked again defensively, since a batch whose lengths
+// no longer add up must never reach the file.
+SysError Segment::seal_batch(Batch& batch, uint64_t start, uint32_t* crc) {
+  uint8_t* frames = batch.buffer ? batch.buffer->data() : nullptr;
+  size_t size = batch.size;
+  if (size > 0 && (frames == nullptr || size > batch.buffer->capacity())) std::abort();
+  batch.mark_results.clear();
+  batch.mark_results.reserve(batch.marks.size());
+  size_t next_mark = 0;
+  uint32_t c = *crc;
+  auto take_marks = [&](uint64_t at) {
+    while (next_mark < batch.marks.size() && batch.marks[next_mark] == at) {
+      batch.mark_results.emplace_back(start + at, c);
+      next_mark++;
+    }
+  };
+  take_marks(0);
+  size_t at = 0;
+  while (at < size) {
+    if (size - at < kFrameHeaderBytes) break;
+    uint32_t length = read_u32(frames + at);
+    uint64_t bytes = frame_bytes(length);
+    if (length == 0 || length > kRecordBytesMax || bytes > size - at) break;
+    c = seal_frame(frames + at, c, salt_);
+    at += bytes;
+    take_marks(at);
+  }
+  if (at == size && next_mark == batch.marks.size()) {
+    *crc = c;
+    return {};
+  }
+  SysError e = make_error(EINVAL, mode_ == WalMode::kDirect ? "pwrite" : "pwritev", path_);
+  e.message = "EINVAL: WAL frames of a queued batch changed before they were written (nothing written)";
+  return e;
+}
+
 void Segment::process(BatchGroup& group) {
   // Seal every frame in order, continuing the chain; note each batch's own end.
   uint64_t end = offset_;
@@ -209,15 +276,13 @@ void Segment::process(BatchGroup& group) {
   if (failed_.ok()) {
     for (auto& batch : group) {
       if (batch->kind == Batch::Kind::kAppend) {
-        uint8_t* frames = batch->frames.data();
-        size_t size = batch->frames.size();
-        for (size_t at = 0; at < size;) {
-          uint32_t length = read_u32(frames + at);
-          crc = seal_frame(frames + at, crc, salt_);
-          at += frame_bytes(length);
+        SysError e = seal_batch(*batch, end, &crc);
+        if (!e.ok()) {
+          failed_ = e;
+          break;
         }
-        end += size;
-        any_data = any_data || size > 0;
+        end += batch->size;
+        any_data = any_data || batch->size > 0;
         want_sync = want_sync || batch->sync;
       } else if (batch->kind == Batch::Kind::kSync) {
         want_sync = true;
@@ -252,6 +317,9 @@ void Segment::process(BatchGroup& group) {
         if (batch->end_offset == end) {
           batch->end_offset = end + pad;
           batch->last_crc = pad_crc;
+        }
+        for (auto& mark : batch->mark_results) {
+          if (mark.first == end) mark = {end + pad, pad_crc};
         }
       }
     }
@@ -295,46 +363,63 @@ SysError Segment::write_group(BatchGroup& group, uint64_t end, uint64_t pad, uin
     std::vector<struct iovec> iov;
     iov.reserve(group.size());
     for (auto& batch : group) {
-      if (batch->kind == Batch::Kind::kAppend && !batch->frames.empty()) {
-        iov.push_back({batch->frames.data(), batch->frames.size()});
+      if (batch->kind == Batch::Kind::kAppend && batch->size > 0) {
+        iov.push_back({batch->buffer->data(), batch->size});
       }
     }
     return pwritev_all(fd_, iov.data(), static_cast<int>(iov.size()), offset_, path_);
   }
 
-  // One contiguous aligned buffer: [partial-block prefix] frames… [PAD frame].
+  // Direct: one contiguous aligned run of whole blocks, [partial-block prefix] frames… [PAD].
   uint64_t start = offset_ - prefix_.size();
   size_t total = static_cast<size_t>(end + pad - start);
-  if (total > direct_capacity_) {
-    std::free(direct_buffer_);
-    size_t capacity = total < (1u << 20) ? (1u << 20) : total;
-    direct_buffer_ = static_cast<uint8_t*>(aligned_alloc_or_null(block_size_, capacity));
-    direct_capacity_ = direct_buffer_ ? capacity : 0;
-    if (!direct_buffer_) return make_error(ENOMEM, "posix_memalign", path_);
-  }
-  uint8_t* at = direct_buffer_;
-  if (!prefix_.empty()) {
-    std::memcpy(at, prefix_.data(), prefix_.size());
-    at += prefix_.size();
-  }
+  Batch* only = nullptr;  // the group's one append batch, when it has exactly one
   for (auto& batch : group) {
-    if (batch->kind == Batch::Kind::kAppend && !batch->frames.empty()) {
-      std::memcpy(at, batch->frames.data(), batch->frames.size());
-      at += batch->frames.size();
+    if (batch->kind != Batch::Kind::kAppend || batch->size == 0) continue;
+    if (only != nullptr) {
+      only = nullptr;
+      break;
     }
+    only = batch.get();
   }
+  uint8_t* out = nullptr;
+  if (only != nullptr && prefix_.empty() &&
+      reinterpret_cast<uintptr_t>(only->buffer->data()) % block_size_ == 0 &&
+      only->buffer->capacity() >= total) {
+    // The common case: written straight from the frame buffer, the PAD frame after the frames.
+    out = only->buffer->data();
+  } else {
+    if (total > direct_capacity_) {
+      std::free(direct_buffer_);
+      size_t capacity = total < (1u << 20) ? (1u << 20) : total;
+      direct_buffer_ = static_cast<uint8_t*>(aligned_alloc_or_null(block_size_, capacity));
+      direct_capacity_ = direct_buffer_ ? capacity : 0;
+      if (!direct_buffer_) return make_error(ENOMEM, "posix_memalign", path_);
+    }
+    uint8_t* at = direct_buffer_;
+    if (!prefix_.empty()) {
+      std::memcpy(at, prefix_.data(), prefix_.size());
+      at += prefix_.size();
+    }
+    for (auto& batch : group) {
+      if (batch->kind == Batch::Kind::kAppend && batch->size > 0) {
+        std::memcpy(at, batch->buffer->data(), batch->size);
+        at += batch->size;
+      }
+    }
+    out = direct_buffer_;
+  }
+  uint8_t* pad_at = out + (end - start);
   if (pad > 0) {
-    std::memset(at, 0, pad);
-    write_u32(at, static_cast<uint32_t>(pad - kFrameHeaderBytes));
-    at[4] = kTypePad;
-    write_u32(at + 8, pad_crc);
-    at += pad;
+    std::memset(pad_at, 0, pad);
+    write_u32(pad_at, static_cast<uint32_t>(pad - kFrameHeaderBytes));
+    pad_at[4] = kTypePad;
+    write_u32(pad_at + 8, pad_crc);
   }
-  if (static_cast<size_t>(at - direct_buffer_) != total || total % block_size_ != 0 ||
-      start % block_size_ != 0) {
+  if (total % block_size_ != 0 || start % block_size_ != 0) {
     std::abort();  // invariant: a direct write covers whole blocks exactly
   }
-  return pwrite_all(fd_, direct_buffer_, total, start, path_);
+  return pwrite_all(fd_, out, total, start, path_);
 }
 
 }  // namespace raftkv

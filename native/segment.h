@@ -16,7 +16,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -29,41 +28,47 @@ enum class WalModeOption { kBuffered, kDirect, kDsync, kAuto };
 const char* wal_mode_name(WalMode mode);
 bool parse_wal_mode_option(const std::string& text, WalModeOption* out);
 
-// Allocator whose value-less construct() default-initialises: resize() of a byte vector then
-// leaves the new bytes uninitialised instead of zero-filling them. Frame buffers are written
-// completely by encode_frame_unsealed (header, reserved bytes, payload and padding), so the
-// zero-fill of a 1 MiB batch was pure overhead on the JS thread.
-template <typename T>
-struct UninitializedAllocator : std::allocator<T> {
-  template <typename U>
-  struct rebind {
-    using other = UninitializedAllocator<U>;
-  };
-  UninitializedAllocator() = default;
-  template <typename U>
-  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
-  template <typename U>
-  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <typename U, typename... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
+// Memory that frames are laid out in before they are written: filled by the caller (the JS
+// thread, through an ArrayBuffer view of it), sealed and written in place by the writer thread.
+// Aligned for O_DIRECT, so a direct-mode write can go straight from it. Shared: the JS view and
+// every in-flight batch hold a reference, so it outlives whichever lets go last.
+class FrameBuffer {
+ public:
+  static constexpr size_t kAlignment = 4096;
+  // nullptr when the allocation fails.
+  static std::shared_ptr<FrameBuffer> allocate(size_t capacity);
+  ~FrameBuffer();
+  FrameBuffer(const FrameBuffer&) = delete;
+  FrameBuffer& operator=(const FrameBuffer&) = delete;
 
-// Bytes that are written in full before being read (see UninitializedAllocator).
-using FrameBytes = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
+  uint8_t* data() const { return data_; }
+  size_t capacity() const { return capacity_; }
+  // Set while a batch in this buffer is queued or being written (only the submitting thread
+  // reads or writes it: the addon's JS thread), so the buffer is never handed over twice.
+  bool queued = false;
+
+ private:
+  FrameBuffer(uint8_t* data, size_t capacity) : data_(data), capacity_(capacity) {}
+  uint8_t* data_;
+  size_t capacity_;
+};
 
 struct Batch {
   enum class Kind { kAppend, kSync, kClose };
   Kind kind = Kind::kAppend;
-  // Frames laid out back to back, crc fields still zero (sealed on the writer thread).
-  FrameBytes frames;
+  // Append: frames laid out back to back in buffer[0, size), crc fields still zero (sealed on
+  // the writer thread). Nobody else writes to that range while the batch is queued.
+  std::shared_ptr<FrameBuffer> buffer;
+  size_t size = 0;
+  // Where each append merged into this batch ends, relative to the frames (ascending, the last
+  // one == size). Empty: the batch is one append.
+  std::vector<uint64_t> marks;
   bool sync = false;
-  // Results, filled by the writer.
+  // Results, filled by the writer: the batch's end (the file offset after its last frame,
+  // including a direct-mode PAD) and the crc there; per mark the same, as pairs.
   uint64_t end_offset = 0;
   uint32_t last_crc = 0;
+  std::vector<std::pair<uint64_t, uint32_t>> mark_results;
   SysError error;
 };
 
@@ -95,8 +100,13 @@ class Segment {
   Segment& operator=(const Segment&) = delete;
 
   // Starts the writer thread. `complete` is called on the writer thread with every processed
-  // group in order; `on_exit` once, as the thread's last action.
-  void start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit);
+  // group in order; `on_exit` once, as the thread's last action. After a group the writer
+  // polls for the next batch for up to `poll_ns` before sleeping (0: sleeps at once).
+  void start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit,
+             int64_t poll_ns = kDefaultPollNs);
+  // A single producer's next append typically arrives 10-30 us after its completion was handed
+  // over; past this the writer sleeps and the next submit wakes it.
+  static constexpr int64_t kDefaultPollNs = 50 * 1000;
   // Queues a batch (the writer wakes up). A kClose batch must be the last one submitted.
   void submit(std::unique_ptr<Batch> batch);
   // Waits for the writer thread to end (after a kClose batch completed, or abort()).
@@ -119,6 +129,11 @@ class Segment {
  private:
   Segment() = default;
   void run();
+  // Waits (bounded by poll_ns_) until a batch was submitted after the `taken`-th one, yielding
+  // the CPU on every check: the JS thread is often woken onto this thread's CPU, and must run
+  // there to submit anything.
+  void poll_for_work(uint64_t taken);
+  SysError seal_batch(Batch& batch, uint64_t start, uint32_t* crc);
   void process(BatchGroup& group);
   SysError write_group(BatchGroup& group, uint64_t end, uint64_t pad, uint32_t pad_crc);
 
@@ -140,6 +155,9 @@ class Segment {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Batch>> queue_;
+  // Batches submitted so far: written under mutex_, read without it while the writer polls.
+  std::atomic<uint64_t> submitted_{0};
+  int64_t poll_ns_ = 0;
   bool abort_ = false;
   bool hold_ = false;
   std::thread thread_;

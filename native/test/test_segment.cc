@@ -37,17 +37,22 @@ struct Collector {
   }
 };
 
-std::unique_ptr<Batch> append_batch(const std::vector<std::vector<uint8_t>>& payloads, uint8_t type, bool sync) {
+// A batch of frames in a FrameBuffer with `slack` spare bytes after them (room for a direct-mode
+// PAD written in place; 0 forces the copying path). `marks`: ends of appends merged into it.
+std::unique_ptr<Batch> append_batch(const std::vector<std::vector<uint8_t>>& payloads, uint8_t type, bool sync,
+                                    size_t slack = 8192, std::vector<uint64_t> marks = {}) {
   auto batch = std::make_unique<Batch>();
   batch->sync = sync;
   uint64_t total = 0;
   for (auto& p : payloads) total += frame_bytes(static_cast<uint32_t>(p.size()));
-  batch->frames.resize(total);
-  uint8_t* at = batch->frames.data();
+  batch->buffer = FrameBuffer::allocate(total + slack);
+  batch->size = total;
+  uint8_t* at = batch->buffer->data();
   for (auto& p : payloads) {
     encode_frame_unsealed(at, type, p.data(), static_cast<uint32_t>(p.size()));
     at += frame_bytes(static_cast<uint32_t>(p.size()));
   }
+  batch->marks = std::move(marks);
   return batch;
 }
 
@@ -108,7 +113,7 @@ TEST("segment: group commit merges held batches into one write + one sync, resul
     Batch* b = collector.batches[static_cast<size_t>(i)].get();
     if (i > 0) CHECK(b == submitted[static_cast<size_t>(i - 1)]);  // completion order = submit order
     CHECK(b->error.ok());
-    expected_end += b->frames.size();
+    expected_end += b->size;
     CHECK_EQ(b->end_offset, expected_end);
   }
   ScanOutcome o = scan_path(path, 0);
@@ -145,7 +150,7 @@ TEST("segment: unheld appends from a tight loop complete in order with their own
   uint64_t end = 0;
   for (size_t i = 0; i < submitted.size(); i++) {
     CHECK(collector.batches[i].get() == submitted[i]);
-    end += collector.batches[i]->frames.size();
+    end += collector.batches[i]->size;
     CHECK_EQ(collector.batches[i]->end_offset, end);
   }
   SegmentStats stats = seg->stats();
@@ -306,4 +311,113 @@ TEST("segment: destroying a segment that was never closed stops its writer (no h
   for (int i = 0; i < 5; i++) seg->submit(append_batch({testutil::payload_of(10, 1)}, 3, true));
   seg.reset();  // queued batches are dropped with it
   CHECK(collector.batches.empty());
+}
+
+TEST("segment: appends merged into one batch get their own end offset and crc (marks)") {
+  std::string path = new_segment_file(1 << 20);
+  for (WalModeOption mode : {WalModeOption::kBuffered, WalModeOption::kDirect}) {
+    std::unique_ptr<Segment> seg;
+    Segment::OpenRequest req;
+    req.path = path;
+    req.mode = mode;
+    req.salt = 77;
+    CHECK(Segment::open(req, &seg).ok());
+    Collector collector;
+    seg->start(collector.callback(), nullptr);
+    // Header, two records, an empty append, one more record: marks after the header, after the
+    // second record, again there (empty append), and at the end.
+    std::vector<std::vector<uint8_t>> payloads = {testutil::header_payload(77, 0, seg->block_size()),
+                                                  testutil::payload_of(10, 1), testutil::payload_of(300, 2),
+                                                  testutil::payload_of(5, 3)};
+    uint64_t f0 = frame_bytes(kSegmentHeaderPayloadBytes), f1 = frame_bytes(10), f2 = frame_bytes(300), f3 = frame_bytes(5);
+    auto batch = append_batch({payloads[0]}, kTypeSegmentHeader, true, 8192,
+                              {f0, f0 + f1 + f2, f0 + f1 + f2, f0 + f1 + f2 + f3});
+    // Lay the entries out after the header in the same buffer.
+    uint8_t* at = batch->buffer->data() + f0;
+    for (size_t i = 1; i < payloads.size(); i++) {
+      encode_frame_unsealed(at, 3, payloads[i].data(), static_cast<uint32_t>(payloads[i].size()));
+      at += frame_bytes(static_cast<uint32_t>(payloads[i].size()));
+    }
+    batch->size = f0 + f1 + f2 + f3;
+    seg->submit(std::move(batch));
+    seg->submit(close_batch());
+    CHECK(collector.wait_for(2));
+    seg->join();
+    const Batch& done = *collector.batches[0];
+    CHECK(done.error.ok());
+    CHECK_EQ(done.mark_results.size(), size_t{4});
+    ScanOutcome o = scan_path(path, 0);
+    CHECK(o.frames.size() >= 4);
+    CHECK_EQ(done.mark_results[0].first, o.frames[1].offset);
+    CHECK_EQ(done.mark_results[0].second, o.frames[0].crc);
+    CHECK_EQ(done.mark_results[1].first, o.frames[3].offset);
+    CHECK_EQ(done.mark_results[1].second, o.frames[2].crc);
+    CHECK(done.mark_results[2] == done.mark_results[1]);
+    // The last mark is the batch's end: past the PAD frame in direct mode.
+    CHECK_EQ(done.mark_results[3].first, done.end_offset);
+    CHECK_EQ(done.mark_results[3].second, done.last_crc);
+    CHECK_EQ(done.end_offset, o.valid_end_offset);
+    CHECK_EQ(done.last_crc, o.last_crc);
+    CHECK_EQ(o.frames.size(), size_t{mode == WalModeOption::kDirect ? 5u : 4u});
+  }
+}
+
+TEST("segment: direct mode writes the same bytes from the frame buffer or through the copy") {
+  // slack 8192: written in place from the batch's own aligned buffer, PAD appended there;
+  // slack 0: no room for the PAD, copied into the segment's aligned buffer first.
+  std::vector<std::vector<uint8_t>> files;
+  for (size_t slack : {size_t{8192}, size_t{0}}) {
+    std::string path = new_segment_file(1 << 20);
+    std::unique_ptr<Segment> seg;
+    Segment::OpenRequest req;
+    req.path = path;
+    req.mode = WalModeOption::kDirect;
+    req.salt = 5;
+    CHECK(Segment::open(req, &seg).ok());
+    Collector collector;
+    seg->start(collector.callback(), nullptr);
+    seg->submit(append_batch({testutil::header_payload(5, 0, seg->block_size())}, kTypeSegmentHeader, true, slack));
+    CHECK(collector.wait_for(1));
+    for (int i = 0; i < 6; i++) {
+      seg->submit(append_batch({testutil::payload_of(1000 + 1500 * i, static_cast<uint8_t>(i))}, 3, true, slack));
+      CHECK(collector.wait_for(static_cast<size_t>(i) + 2));
+      CHECK(collector.batches.back()->error.ok());
+    }
+    seg->submit(close_batch());
+    CHECK(collector.wait_for(8));
+    seg->join();
+    uint8_t* data = nullptr;
+    uint64_t size = 0;
+    CHECK(read_whole_file(path, &data, &size).ok());
+    files.emplace_back(data, data + size);
+    std::free(data);
+    CHECK_EQ(scan_path(path, 0).frames.size(), size_t{14});  // header + 6 entries, each batch padded
+    ::unlink(path.c_str());
+  }
+  CHECK(files[0] == files[1]);
+}
+
+TEST("segment: frames that no longer add up when written fail the segment; nothing is written") {
+  std::string path = new_segment_file(1 << 16);
+  std::unique_ptr<Segment> seg;
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = WalModeOption::kBuffered;
+  CHECK(Segment::open(req, &seg).ok());
+  Collector collector;
+  seg->start(collector.callback(), nullptr);
+  seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
+  CHECK(collector.wait_for(1));
+  SegmentStats before = seg->stats();
+  auto bad = append_batch({testutil::payload_of(100, 1)}, 3, true);
+  write_u32(bad->buffer->data(), 5000);  // a length running past the batch
+  seg->submit(std::move(bad));
+  seg->submit(append_batch({testutil::payload_of(10, 2)}, 3, true));
+  seg->submit(close_batch());
+  CHECK(collector.wait_for(4));
+  seg->join();
+  CHECK_EQ(collector.batches[1]->error.err, EINVAL);
+  CHECK_EQ(collector.batches[2]->error.err, EINVAL);  // the segment failed: later batches too
+  CHECK_EQ(seg->stats().writes, before.writes);
+  CHECK_EQ(scan_path(path, 0).frames.size(), size_t{1});
 }

@@ -11,8 +11,11 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isUint8Array } from 'node:util/types';
 import {
   FRAME_HEADER_BYTES,
+  RECORD_BYTES_MAX,
+  RecordType,
   SegmentFailedError,
   type AppendResult,
   type DirSyncResult,
@@ -20,7 +23,6 @@ import {
   type OpenSegmentOptions,
   type PreallocateStrategy,
   type RecordInput,
-  type RecordType,
   type ScanOptions,
   type ScanResult,
   type ScanStopReason,
@@ -43,17 +45,39 @@ export interface NativeSegmentStats {
 
 export type NativeFaultOp = 'write' | 'fdatasync';
 
+/** Native memory frames are laid out in (aligned for O_DIRECT); `bytes` views all of it. */
+interface NativeFrameBuffer {
+  bytes: Uint8Array;
+  /** What append() takes: keeps the memory alive while a batch in it is queued. */
+  handle: object;
+}
+
+/**
+ * Called once per writer group: `batches` queued batches completed, in queue order. `results`
+ * holds [endOffset, lastCrc] for every mark of the group's append batches (empty when the group
+ * failed); `failure` is the segment's first write/sync error (the same object every time) or
+ * null; `closeError` is undefined unless the group closed the file (then null or the error).
+ */
+type NativeCompletion = (
+  batches: number,
+  results: Float64Array,
+  failure: Error | null,
+  closeError: Error | null | undefined,
+) => void;
+
 /** One open segment inside the addon (class NativeSegment in native/addon.cc). */
 interface NativeSegmentHandle {
   readonly path: string;
   readonly mode: WalMode;
   readonly modeReason: string;
   readonly blockSize: number;
-  append(records: readonly RecordInput[], sync: boolean): Promise<AppendResult>;
-  sync(): Promise<void>;
-  close(): Promise<void>;
-  /** The first write/sync error, the same Error object every time, or null. */
-  failure(): Error | null;
+  /** Starts the writer thread; completions arrive through `onComplete`. */
+  start(onComplete: NativeCompletion): void;
+  /** Queues frames [0, size) of the buffer (laid out, crc fields 0) as one batch; `marks[0..markCount)`
+   * are the ends of the appends merged into it. Throws on malformed frames; queues nothing then. */
+  append(buffer: object, size: number, marks: Float64Array, markCount: number, sync: boolean): void;
+  sync(): void;
+  close(): void;
   testSetFault(op: NativeFaultOp, errnoName: string | null): void;
   testHold(hold: boolean): void;
   testStats(): NativeSegmentStats;
@@ -106,6 +130,7 @@ interface NativeAddon {
     iterations: number,
     mode: 'buffered' | 'direct',
   ): Promise<RawWriteSyncResult>;
+  allocateFrameBuffer(bytes: number): NativeFrameBuffer;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
@@ -120,6 +145,7 @@ const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'flock',
   'funlock',
   'rawWriteSyncLoop',
+  'allocateFrameBuffer',
 ];
 
 interface NodeGypBuild {
@@ -168,18 +194,120 @@ function loadAddon(): { addon: NativeAddon; file: string } {
   return loaded;
 }
 
+const RECORD_TYPE_MAX = RecordType.Pad;
+
+/** %TypedArray%.prototype.byteLength: a payload's real length, whatever its own getters say
+ * (the copy into the frame buffer copies exactly that many bytes). */
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'byteLength')!
+  .get as (this: Uint8Array) => number;
+
+interface Settle<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/** A frame buffer JS lays frames out in, with a DataView over it for the headers. */
+interface StagingBuffer {
+  native: NativeFrameBuffer;
+  view: DataView;
+}
+
+/** What one queued native batch will settle. */
+interface QueuedBatch {
+  kind: 'append' | 'sync' | 'close';
+  /** append: one per mark (append() call merged into the batch); sync/close: one. */
+  settles: Settle<AppendResult>[] | Settle<void>[];
+  staging: StagingBuffer | null;
+}
+
+/** Room a direct-mode PAD frame may take after the frames (it is written in place; a block
+ * size beyond this makes the writer copy instead). */
+const PAD_SLACK_BYTES = 64 * 1024;
+const STAGING_MIN_BYTES = 64 * 1024;
+const STAGING_POOL_MAX = 4;
+const STAGING_POOL_BYTES_MAX = 16 * 1024 * 1024;
+
+function frameBytesOf(length: number): number {
+  return FRAME_HEADER_BYTES + Math.ceil(length / 8) * 8;
+}
+
+/**
+ * Checks `records` and copies out their types and payloads (so framing reads exactly what was
+ * checked, whatever getters the records have); returns the bytes they take as frames. Throws
+ * TypeError/RangeError for input the format rejects.
+ */
+function takeRecords(records: readonly RecordInput[], types: number[], payloads: Uint8Array[], lengths: number[]): number {
+  if (!Array.isArray(records)) throw new TypeError('append(records: RecordInput[], sync: boolean)');
+  types.length = 0;
+  payloads.length = 0;
+  lengths.length = 0;
+  let total = 0;
+  for (let i = 0; i < records.length; i++) {
+    const record: unknown = records[i];
+    if (typeof record !== 'object' || record === null) throw new TypeError(`record ${i} must be an object`);
+    const { type, payload } = record as { type: unknown; payload: unknown };
+    if (typeof type !== 'number' || !Number.isInteger(type) || type < 1 || type > RECORD_TYPE_MAX) {
+      throw new RangeError(`record ${i}: unknown WAL record type ${String(type)}`);
+    }
+    if (!isUint8Array(payload)) throw new TypeError(`record ${i}: payload must be a Uint8Array`);
+    const length = typedArrayByteLength.call(payload);
+    if (length === 0 || length > RECORD_BYTES_MAX) {
+      throw new RangeError(`WAL record payload must be 1..${RECORD_BYTES_MAX} bytes, got ${length}`);
+    }
+    types.push(type);
+    payloads.push(payload);
+    lengths.push(length);
+    total += frameBytesOf(length);
+  }
+  return total;
+}
+
+function closedError(file: string): Error {
+  return Object.assign(new Error(`WAL segment ${file} is closed`), { code: 'ECLOSED' });
+}
+
+/**
+ * A native segment. append() lays the records out as frames (header, payload, zero padding;
+ * crc left 0) straight into a native frame buffer, on the JS thread, so the caller may reuse its
+ * payloads as soon as append() returns; appends made in the same tick share one buffer and go
+ * to the writer as one batch at the end of the tick (a microtask). The writer thread seals the
+ * frames (chained crc), writes them and syncs; the group's results come back in one call.
+ */
 class NativeSegmentFile implements SegmentFile {
   readonly path: string;
   readonly mode: WalMode;
   readonly modeReason: string;
   readonly blockSize: number;
   #failure: Error | null = null;
+  #closing: Promise<void> | null = null;
+  /** Batches handed to the writer, oldest first (#queueHead is the next to complete). */
+  #queue: QueuedBatch[] = [];
+  #queueHead = 0;
+  /** The batch being filled this tick. */
+  #staging: StagingBuffer | null = null;
+  #stagingSize = 0;
+  #stagingSync = false;
+  #stagingSettles: Settle<AppendResult>[] = [];
+  #marks = new Float64Array(64);
+  #flushScheduled = false;
+  #pool: StagingBuffer[] = [];
+  /** The records of the append() in progress (reused: no allocation per call). */
+  #types: number[] = [];
+  #payloads: Uint8Array[] = [];
+  #lengths: number[] = [];
+  /** Room after the frames: a direct-mode PAD frame is written there, in place. */
+  readonly #slack: number;
 
-  constructor(readonly handle: NativeSegmentHandle) {
+  constructor(
+    readonly handle: NativeSegmentHandle,
+    private readonly addon: NativeAddon,
+  ) {
     this.path = handle.path;
     this.mode = handle.mode;
     this.modeReason = handle.modeReason;
     this.blockSize = handle.blockSize;
+    this.#slack = handle.mode === 'direct' ? PAD_SLACK_BYTES : 0;
+    handle.start((batches, results, failure, closeError) => this.#complete(batches, results, failure, closeError));
   }
 
   get failure(): Error | null {
@@ -188,30 +316,170 @@ class NativeSegmentFile implements SegmentFile {
 
   append(records: readonly RecordInput[], sync: boolean): Promise<AppendResult> {
     if (this.#failure !== null) return Promise.reject(new SegmentFailedError(this.path, this.#failure));
+    if (this.#closing !== null) return Promise.reject(closedError(this.path));
+    const types = this.#types;
+    const payloads = this.#payloads;
+    const lengths = this.#lengths;
+    let bytes: number;
     try {
-      return this.handle.append(records, sync).catch((error: unknown) => this.#rethrow(error));
+      bytes = takeRecords(records, types, payloads, lengths);
+      if (this.#staging !== null && this.#stagingSize + bytes + this.#slack > this.#staging.native.bytes.length) {
+        this.#flush();
+      }
+      this.#staging ??= this.#takeStaging(bytes + this.#slack);
     } catch (error) {
-      return Promise.reject(error); // bad input, thrown synchronously by the addon
+      payloads.length = 0;
+      return Promise.reject(error);
     }
+    const staging = this.#staging;
+    let at = this.#stagingSize;
+    const bytesView = staging.native.bytes;
+    const view = staging.view;
+    for (let i = 0; i < payloads.length; i++) {
+      const type = types[i]!;
+      const payload = payloads[i]!;
+      const length = lengths[i]!;
+      view.setUint32(at, length, true);
+      view.setUint32(at + 4, type, true); // type, then 3 zero bytes
+      view.setUint32(at + 8, 0, true); // crc: sealed by the writer
+      view.setUint32(at + 12, 0, true);
+      bytesView.set(payload, at + FRAME_HEADER_BYTES);
+      const end = at + frameBytesOf(length);
+      for (let p = at + FRAME_HEADER_BYTES + length; p < end; p++) bytesView[p] = 0;
+      at = end;
+    }
+    payloads.length = 0; // do not keep the caller's buffers alive
+    this.#stagingSize = at;
+    this.#stagingSync ||= Boolean(sync);
+    const count = this.#stagingSettles.length;
+    if (count === this.#marks.length) {
+      const grown = new Float64Array(count * 2);
+      grown.set(this.#marks);
+      this.#marks = grown;
+    }
+    this.#marks[count] = at;
+    const promise = new Promise<AppendResult>((resolve, reject) => {
+      this.#stagingSettles.push({ resolve, reject });
+    });
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => {
+        this.#flushScheduled = false;
+        this.#flush();
+      });
+    }
+    return promise;
   }
 
   sync(): Promise<void> {
     if (this.#failure !== null) return Promise.reject(new SegmentFailedError(this.path, this.#failure));
-    return this.handle.sync().catch((error: unknown) => this.#rethrow(error));
+    if (this.#closing !== null) return Promise.reject(closedError(this.path));
+    this.#flush();
+    return new Promise<void>((resolve, reject) => {
+      this.handle.sync();
+      this.#queue.push({ kind: 'sync', settles: [{ resolve, reject }], staging: null });
+    });
   }
 
   close(): Promise<void> {
-    return this.handle.close();
+    if (this.#closing !== null) return this.#closing;
+    this.#flush();
+    this.#closing = new Promise<void>((resolve, reject) => {
+      this.handle.close();
+      this.#queue.push({ kind: 'close', settles: [{ resolve, reject }], staging: null });
+    });
+    return this.#closing;
   }
 
-  /** A write/sync failure becomes SegmentFailedError(cause = the first error), every time. */
-  #rethrow(error: unknown): never {
-    const original = this.handle.failure();
-    if (original !== null) {
-      this.#failure ??= original;
-      throw new SegmentFailedError(this.path, this.#failure);
+  /** Hands this tick's appends to the writer as one batch. */
+  #flush(): void {
+    const staging = this.#staging;
+    if (staging === null) return;
+    const settles = this.#stagingSettles;
+    const size = this.#stagingSize;
+    const sync = this.#stagingSync;
+    this.#staging = null;
+    this.#stagingSize = 0;
+    this.#stagingSync = false;
+    this.#stagingSettles = [];
+    if (this.#failure !== null) {
+      // Failed meanwhile: nothing more reaches the file.
+      this.#recycle(staging);
+      for (const settle of settles) settle.reject(new SegmentFailedError(this.path, this.#failure));
+      return;
     }
-    throw error;
+    try {
+      this.handle.append(staging.native.handle, size, this.#marks, settles.length, sync);
+    } catch (error) {
+      // Only a bug in the framing above gets here: fail these appends, not the process.
+      this.#recycle(staging);
+      for (const settle of settles) settle.reject(error);
+      return;
+    }
+    this.#queue.push({ kind: 'append', settles, staging });
+  }
+
+  #complete(batches: number, results: Float64Array, failure: Error | null, closeError: Error | null | undefined): void {
+    if (failure !== null) this.#failure ??= failure;
+    let r = 0;
+    for (let i = 0; i < batches; i++) {
+      const batch = this.#queue[this.#queueHead];
+      if (batch === undefined) throw new Error(`${this.path}: native completion without a queued batch`);
+      this.#queue[this.#queueHead++] = undefined as unknown as QueuedBatch;
+      if (batch.staging !== null) this.#recycle(batch.staging);
+      if (batch.kind === 'close') {
+        const settle = batch.settles[0] as Settle<void>;
+        if (closeError === null || closeError === undefined) settle.resolve();
+        else settle.reject(closeError);
+        continue;
+      }
+      if (failure !== null) {
+        for (const settle of batch.settles) settle.reject(new SegmentFailedError(this.path, this.#failure!));
+        continue;
+      }
+      if (batch.kind === 'sync') {
+        (batch.settles[0] as Settle<void>).resolve();
+        continue;
+      }
+      for (const settle of batch.settles as Settle<AppendResult>[]) {
+        settle.resolve({ endOffset: results[r]!, lastCrc: results[r + 1]! });
+        r += 2;
+      }
+    }
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue.length = 0;
+      this.#queueHead = 0;
+    } else if (this.#queueHead > 1024) {
+      this.#queue.splice(0, this.#queueHead);
+      this.#queueHead = 0;
+    }
+  }
+
+  /** A pooled frame buffer with at least `bytes` (reused: a fresh large one costs page faults). */
+  #takeStaging(bytes: number): StagingBuffer {
+    let best = -1;
+    for (let i = 0; i < this.#pool.length; i++) {
+      const length = this.#pool[i]!.native.bytes.length;
+      if (length >= bytes && (best === -1 || length < this.#pool[best]!.native.bytes.length)) best = i;
+    }
+    if (best !== -1) return this.#pool.splice(best, 1)[0]!;
+    const size = Math.max(STAGING_MIN_BYTES, Math.ceil(bytes / STAGING_MIN_BYTES) * STAGING_MIN_BYTES);
+    const native = this.addon.allocateFrameBuffer(size);
+    return { native, view: new DataView(native.bytes.buffer, native.bytes.byteOffset, native.bytes.byteLength) };
+  }
+
+  #recycle(staging: StagingBuffer): void {
+    if (this.#closing !== null || staging.native.bytes.length > STAGING_POOL_BYTES_MAX) return;
+    if (this.#pool.length >= STAGING_POOL_MAX) {
+      // Keep the larger ones: small appends fit in any buffer.
+      let smallest = 0;
+      for (let i = 1; i < this.#pool.length; i++) {
+        if (this.#pool[i]!.native.bytes.length < this.#pool[smallest]!.native.bytes.length) smallest = i;
+      }
+      if (this.#pool[smallest]!.native.bytes.length >= staging.native.bytes.length) return;
+      this.#pool.splice(smallest, 1);
+    }
+    this.#pool.push(staging);
   }
 }
 
@@ -256,6 +524,7 @@ function createBackend(addon: NativeAddon, file: string): WalBackend {
     openSegment: async (file: string, options: OpenSegmentOptions) =>
       new NativeSegmentFile(
         await addon.openSegment(file, options.mode, options.offset, options.prevCrc, options.salt),
+        addon,
       ),
     scanSegment: (file, options) => scanSegment(addon, file, options),
     syncDirectory: (dir) => addon.syncDirectory(dir),
