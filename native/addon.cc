@@ -96,7 +96,7 @@ class PromiseWorker : public Napi::AsyncWorker {
 
 // ---------------------------------------------------------------------------------------------
 // Frame buffers: native, aligned memory that JS lays frames out in (through an ArrayBuffer view)
-// and the writer seals and writes in place. allocateFrameBuffer(bytes) returns
+// and the writer seals and writes in place. allocateFrameBuffer(bytes, huge) returns
 // { bytes: Uint8Array, handle: External }; append() takes the handle, so a batch always refers
 // to memory this addon owns, whatever JS does with the view meanwhile.
 
@@ -108,7 +108,8 @@ constexpr napi_type_tag kFrameBufferTag = {0x7261667466726d62ULL, 0x756666657276
 Napi::Value AllocateFrameBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t capacity = static_cast<size_t>(RequireNumber(info[0], "bytes", 1, 1024.0 * 1024 * 1024));
-  SharedFrameBuffer buffer = FrameBuffer::allocate(capacity);
+  bool huge = info.Length() > 1 && info[1].ToBoolean().Value();
+  SharedFrameBuffer buffer = FrameBuffer::allocate(capacity, huge);
   if (!buffer) throw Napi::RangeError::New(env, "cannot allocate a WAL frame buffer of " + std::to_string(capacity) + " bytes");
   // Each JS object owns one reference; the memory goes when the last holder (view, handle or
   // in-flight batch) lets go.

@@ -32,9 +32,9 @@ bool parse_wal_mode_option(const std::string& text, WalModeOption* out) {
   return true;
 }
 
-std::shared_ptr<FrameBuffer> FrameBuffer::allocate(size_t capacity) {
+std::shared_ptr<FrameBuffer> FrameBuffer::allocate(size_t capacity, bool huge) {
   if (capacity == 0) capacity = kAlignment;
-  void* data = aligned_alloc_or_null(kAlignment, capacity);
+  void* data = huge ? huge_page_alloc_or_null(&capacity) : aligned_alloc_or_null(kAlignment, capacity);
   if (data == nullptr) return nullptr;
   return std::shared_ptr<FrameBuffer>(new FrameBuffer(static_cast<uint8_t*>(data), capacity));
 }
@@ -391,8 +391,10 @@ SysError Segment::write_group(BatchGroup& group, uint64_t end, uint64_t pad, uin
   } else {
     if (total > direct_capacity_) {
       std::free(direct_buffer_);
-      size_t capacity = total < (1u << 20) ? (1u << 20) : total;
-      direct_buffer_ = static_cast<uint8_t*>(aligned_alloc_or_null(block_size_, capacity));
+      size_t capacity = total;
+      direct_buffer_ = block_size_ <= kHugePageBytes
+                           ? static_cast<uint8_t*>(huge_page_alloc_or_null(&capacity))
+                           : static_cast<uint8_t*>(aligned_alloc_or_null(block_size_, capacity));
       direct_capacity_ = direct_buffer_ ? capacity : 0;
       if (!direct_buffer_) return make_error(ENOMEM, "posix_memalign", path_);
     }

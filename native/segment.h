@@ -35,8 +35,8 @@ bool parse_wal_mode_option(const std::string& text, WalModeOption* out);
 class FrameBuffer {
  public:
   static constexpr size_t kAlignment = 4096;
-  // nullptr when the allocation fails.
-  static std::shared_ptr<FrameBuffer> allocate(size_t capacity);
+  // nullptr when the allocation fails. `huge`: whole transparent huge pages (for direct mode).
+  static std::shared_ptr<FrameBuffer> allocate(size_t capacity, bool huge = false);
   ~FrameBuffer();
   FrameBuffer(const FrameBuffer&) = delete;
   FrameBuffer& operator=(const FrameBuffer&) = delete;

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -234,6 +235,18 @@ SysError read_whole_file(const std::string& path, uint8_t** bytes, uint64_t* siz
   *bytes = buffer;
   *size = got;  // a file that shrank meanwhile: what was there
   return {};
+}
+
+void* huge_page_alloc_or_null(size_t* size) {
+  size_t rounded = (*size + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  if (rounded == 0) rounded = kHugePageBytes;
+  void* p = aligned_alloc_or_null(kHugePageBytes, rounded);
+  if (p == nullptr) return nullptr;
+#ifdef MADV_HUGEPAGE
+  ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: small pages work too, just slower
+#endif
+  *size = rounded;
+  return p;
 }
 
 void* aligned_alloc_or_null(size_t alignment, size_t size) {

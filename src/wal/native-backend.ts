@@ -130,7 +130,8 @@ interface NativeAddon {
     iterations: number,
     mode: 'buffered' | 'direct',
   ): Promise<RawWriteSyncResult>;
-  allocateFrameBuffer(bytes: number): NativeFrameBuffer;
+  /** `huge`: whole transparent huge pages (physically contiguous: far fewer O_DIRECT segments). */
+  allocateFrameBuffer(bytes: number, huge: boolean): NativeFrameBuffer;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
@@ -464,7 +465,8 @@ class NativeSegmentFile implements SegmentFile {
     }
     if (best !== -1) return this.#pool.splice(best, 1)[0]!;
     const size = Math.max(STAGING_MIN_BYTES, Math.ceil(bytes / STAGING_MIN_BYTES) * STAGING_MIN_BYTES);
-    const native = this.addon.allocateFrameBuffer(size);
+    // Direct writes go straight from this memory: huge pages make them ~3x faster at 1 MiB.
+    const native = this.addon.allocateFrameBuffer(size, this.mode === 'direct');
     return { native, view: new DataView(native.bytes.buffer, native.bytes.byteOffset, native.bytes.byteLength) };
   }
 
