@@ -225,8 +225,69 @@ interface QueuedBatch {
  * size beyond this makes the writer copy instead). */
 const PAD_SLACK_BYTES = 64 * 1024;
 const STAGING_MIN_BYTES = 64 * 1024;
-const STAGING_POOL_MAX = 4;
-const STAGING_POOL_BYTES_MAX = 16 * 1024 * 1024;
+const STAGING_POOL_MAX = 8;
+/** A pool keeps at most this much (a buffer larger than it is never kept). */
+const STAGING_POOL_BYTES_MAX = 32 * 1024 * 1024;
+
+/**
+ * Frame buffers not in use, shared by every segment of this process (a WAL opens a new segment
+ * every 64 MiB): memory the process has not touched before is expensive to fault in (on this
+ * VM a fresh 1 MiB buffer cost ~5 ms on its first append), so buffers are kept and reused.
+ * Direct mode uses huge-page buffers, the other modes small-page ones: two pools.
+ */
+class StagingPool {
+  readonly #free: StagingBuffer[] = [];
+  #bytes = 0;
+
+  constructor(
+    private readonly huge: boolean,
+    private readonly allocate: (bytes: number, huge: boolean) => NativeFrameBuffer,
+  ) {}
+
+  /** The smallest free buffer of at least `bytes`, or a new one. */
+  take(bytes: number): StagingBuffer {
+    let best = -1;
+    for (let i = 0; i < this.#free.length; i++) {
+      const length = this.#free[i]!.native.bytes.length;
+      if (length >= bytes && (best === -1 || length < this.#free[best]!.native.bytes.length)) best = i;
+    }
+    if (best !== -1) {
+      const staging = this.#free.splice(best, 1)[0]!;
+      this.#bytes -= staging.native.bytes.length;
+      return staging;
+    }
+    const size = Math.max(STAGING_MIN_BYTES, Math.ceil(bytes / STAGING_MIN_BYTES) * STAGING_MIN_BYTES);
+    const native = this.allocate(size, this.huge);
+    return { native, view: new DataView(native.bytes.buffer, native.bytes.byteOffset, native.bytes.byteLength) };
+  }
+
+  /** Back for reuse (once its batch completed). When full, the smallest ones make room. */
+  give(staging: StagingBuffer): void {
+    const length = staging.native.bytes.length;
+    if (length > STAGING_POOL_BYTES_MAX) return;
+    this.#free.push(staging);
+    this.#bytes += length;
+    while (this.#free.length > STAGING_POOL_MAX || this.#bytes > STAGING_POOL_BYTES_MAX) {
+      let smallest = 0;
+      for (let i = 1; i < this.#free.length; i++) {
+        if (this.#free[i]!.native.bytes.length < this.#free[smallest]!.native.bytes.length) smallest = i;
+      }
+      this.#bytes -= this.#free[smallest]!.native.bytes.length;
+      this.#free.splice(smallest, 1);
+    }
+  }
+}
+
+let stagingPools: { small: StagingPool; huge: StagingPool } | null = null;
+
+function stagingPool(addon: NativeAddon, mode: WalMode): StagingPool {
+  stagingPools ??= {
+    small: new StagingPool(false, (bytes, huge) => addon.allocateFrameBuffer(bytes, huge)),
+    // Direct writes go straight from this memory: huge pages make them ~3x faster at 1 MiB.
+    huge: new StagingPool(true, (bytes, huge) => addon.allocateFrameBuffer(bytes, huge)),
+  };
+  return mode === 'direct' ? stagingPools.huge : stagingPools.small;
+}
 
 function frameBytesOf(length: number): number {
   return FRAME_HEADER_BYTES + Math.ceil(length / 8) * 8;
@@ -291,7 +352,7 @@ class NativeSegmentFile implements SegmentFile {
   #stagingSettles: Settle<AppendResult>[] = [];
   #marks = new Float64Array(64);
   #flushScheduled = false;
-  #pool: StagingBuffer[] = [];
+  readonly #pool: StagingPool;
   /** The records of the append() in progress (reused: no allocation per call). */
   #types: number[] = [];
   #payloads: Uint8Array[] = [];
@@ -301,13 +362,14 @@ class NativeSegmentFile implements SegmentFile {
 
   constructor(
     readonly handle: NativeSegmentHandle,
-    private readonly addon: NativeAddon,
+    addon: NativeAddon,
   ) {
     this.path = handle.path;
     this.mode = handle.mode;
     this.modeReason = handle.modeReason;
     this.blockSize = handle.blockSize;
     this.#slack = handle.mode === 'direct' ? PAD_SLACK_BYTES : 0;
+    this.#pool = stagingPool(addon, handle.mode);
     handle.start((batches, results, failure, closeError) => this.#complete(batches, results, failure, closeError));
   }
 
@@ -327,7 +389,7 @@ class NativeSegmentFile implements SegmentFile {
       if (this.#staging !== null && this.#stagingSize + bytes + this.#slack > this.#staging.native.bytes.length) {
         this.#flush();
       }
-      this.#staging ??= this.#takeStaging(bytes + this.#slack);
+      this.#staging ??= this.#pool.take(bytes + this.#slack);
     } catch (error) {
       payloads.length = 0;
       return Promise.reject(error);
@@ -405,7 +467,7 @@ class NativeSegmentFile implements SegmentFile {
     this.#stagingSettles = [];
     if (this.#failure !== null) {
       // Failed meanwhile: nothing more reaches the file.
-      this.#recycle(staging);
+      this.#pool.give(staging);
       for (const settle of settles) settle.reject(new SegmentFailedError(this.path, this.#failure));
       return;
     }
@@ -413,7 +475,7 @@ class NativeSegmentFile implements SegmentFile {
       this.handle.append(staging.native.handle, size, this.#marks, settles.length, sync);
     } catch (error) {
       // Only a bug in the framing above gets here: fail these appends, not the process.
-      this.#recycle(staging);
+      this.#pool.give(staging);
       for (const settle of settles) settle.reject(error);
       return;
     }
@@ -427,7 +489,7 @@ class NativeSegmentFile implements SegmentFile {
       const batch = this.#queue[this.#queueHead];
       if (batch === undefined) throw new Error(`${this.path}: native completion without a queued batch`);
       this.#queue[this.#queueHead++] = undefined as unknown as QueuedBatch;
-      if (batch.staging !== null) this.#recycle(batch.staging);
+      if (batch.staging !== null) this.#pool.give(batch.staging);
       if (batch.kind === 'close') {
         const settle = batch.settles[0] as Settle<void>;
         if (closeError === null || closeError === undefined) settle.resolve();
@@ -454,34 +516,6 @@ class NativeSegmentFile implements SegmentFile {
       this.#queue.splice(0, this.#queueHead);
       this.#queueHead = 0;
     }
-  }
-
-  /** A pooled frame buffer with at least `bytes` (reused: a fresh large one costs page faults). */
-  #takeStaging(bytes: number): StagingBuffer {
-    let best = -1;
-    for (let i = 0; i < this.#pool.length; i++) {
-      const length = this.#pool[i]!.native.bytes.length;
-      if (length >= bytes && (best === -1 || length < this.#pool[best]!.native.bytes.length)) best = i;
-    }
-    if (best !== -1) return this.#pool.splice(best, 1)[0]!;
-    const size = Math.max(STAGING_MIN_BYTES, Math.ceil(bytes / STAGING_MIN_BYTES) * STAGING_MIN_BYTES);
-    // Direct writes go straight from this memory: huge pages make them ~3x faster at 1 MiB.
-    const native = this.addon.allocateFrameBuffer(size, this.mode === 'direct');
-    return { native, view: new DataView(native.bytes.buffer, native.bytes.byteOffset, native.bytes.byteLength) };
-  }
-
-  #recycle(staging: StagingBuffer): void {
-    if (this.#closing !== null || staging.native.bytes.length > STAGING_POOL_BYTES_MAX) return;
-    if (this.#pool.length >= STAGING_POOL_MAX) {
-      // Keep the larger ones: small appends fit in any buffer.
-      let smallest = 0;
-      for (let i = 1; i < this.#pool.length; i++) {
-        if (this.#pool[i]!.native.bytes.length < this.#pool[smallest]!.native.bytes.length) smallest = i;
-      }
-      if (this.#pool[smallest]!.native.bytes.length >= staging.native.bytes.length) return;
-      this.#pool.splice(smallest, 1);
-    }
-    this.#pool.push(staging);
   }
 }
 
