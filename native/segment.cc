@@ -42,6 +42,36 @@ std::shared_ptr<FrameBuffer> FrameBuffer::allocate(size_t capacity, bool huge) {
 FrameBuffer::~FrameBuffer() { std::free(data_); }
 
 namespace {
+std::mutex g_huge_pool_mutex;
+std::vector<std::unique_ptr<FrameBuffer>>* g_huge_pool = nullptr;  // never destroyed: no exit-time order issues
+constexpr size_t kHugePoolMax = 4;
+}  // namespace
+
+std::unique_ptr<FrameBuffer> FrameBuffer::acquire_huge(size_t capacity) {
+  {
+    std::lock_guard<std::mutex> lock(g_huge_pool_mutex);
+    // Most recently released first (its memory is the likeliest to be warm).
+    for (size_t i = g_huge_pool == nullptr ? 0 : g_huge_pool->size(); i-- > 0;) {
+      if ((*g_huge_pool)[i]->capacity() >= capacity) {
+        std::unique_ptr<FrameBuffer> found = std::move((*g_huge_pool)[i]);
+        g_huge_pool->erase(g_huge_pool->begin() + static_cast<std::ptrdiff_t>(i));
+        return found;
+      }
+    }
+  }
+  void* data = huge_page_alloc_or_null(&capacity);
+  if (data == nullptr) return nullptr;
+  return std::unique_ptr<FrameBuffer>(new FrameBuffer(static_cast<uint8_t*>(data), capacity));
+}
+
+void FrameBuffer::release_huge(std::unique_ptr<FrameBuffer> buffer) {
+  if (!buffer) return;
+  std::lock_guard<std::mutex> lock(g_huge_pool_mutex);
+  if (g_huge_pool == nullptr) g_huge_pool = new std::vector<std::unique_ptr<FrameBuffer>>();
+  if (g_huge_pool->size() < kHugePoolMax) g_huge_pool->push_back(std::move(buffer));
+}
+
+namespace {
 std::string dir_of(const std::string& path) {
   size_t slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
@@ -144,7 +174,7 @@ Segment::~Segment() {
   abort();
   join();
   if (fd_ >= 0) ::close(fd_);
-  std::free(direct_buffer_);
+  FrameBuffer::release_huge(std::move(copy_buffer_));
 }
 
 void Segment::start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit,
@@ -389,16 +419,12 @@ SysError Segment::write_group(BatchGroup& group, uint64_t end, uint64_t pad, uin
     // The common case: written straight from the frame buffer, the PAD frame after the frames.
     out = only->buffer->data();
   } else {
-    if (total > direct_capacity_) {
-      std::free(direct_buffer_);
-      size_t capacity = total;
-      direct_buffer_ = block_size_ <= kHugePageBytes
-                           ? static_cast<uint8_t*>(huge_page_alloc_or_null(&capacity))
-                           : static_cast<uint8_t*>(aligned_alloc_or_null(block_size_, capacity));
-      direct_capacity_ = direct_buffer_ ? capacity : 0;
-      if (!direct_buffer_) return make_error(ENOMEM, "posix_memalign", path_);
+    if (!copy_buffer_ || copy_buffer_->capacity() < total) {
+      FrameBuffer::release_huge(std::move(copy_buffer_));
+      copy_buffer_ = FrameBuffer::acquire_huge(total);
+      if (!copy_buffer_) return make_error(ENOMEM, "posix_memalign", path_);
     }
-    uint8_t* at = direct_buffer_;
+    uint8_t* at = copy_buffer_->data();
     if (!prefix_.empty()) {
       std::memcpy(at, prefix_.data(), prefix_.size());
       at += prefix_.size();
@@ -409,7 +435,7 @@ SysError Segment::write_group(BatchGroup& group, uint64_t end, uint64_t pad, uin
         at += batch->size;
       }
     }
-    out = direct_buffer_;
+    out = copy_buffer_->data();
   }
   uint8_t* pad_at = out + (end - start);
   if (pad > 0) {

@@ -37,6 +37,10 @@ class FrameBuffer {
   static constexpr size_t kAlignment = 4096;
   // nullptr when the allocation fails. `huge`: whole transparent huge pages (for direct mode).
   static std::shared_ptr<FrameBuffer> allocate(size_t capacity, bool huge = false);
+  // A huge-page buffer of at least `capacity` from a small process-wide pool (new if none
+  // fits), and back to it. nullptr when the allocation fails.
+  static std::unique_ptr<FrameBuffer> acquire_huge(size_t capacity);
+  static void release_huge(std::unique_ptr<FrameBuffer> buffer);
   ~FrameBuffer();
   FrameBuffer(const FrameBuffer&) = delete;
   FrameBuffer& operator=(const FrameBuffer&) = delete;
@@ -148,8 +152,9 @@ class Segment {
   uint64_t offset_ = 0;       // where the next frame goes
   uint32_t chain_crc_ = 0;    // crc of the last frame written
   std::vector<uint8_t> prefix_;  // direct mode: bytes of the partial block before offset_
-  uint8_t* direct_buffer_ = nullptr;
-  size_t direct_capacity_ = 0;
+  // Direct mode, groups of several batches: where they are copied together (from a process-wide
+  // pool, since fresh memory is slow to fault in; back to it when the segment goes).
+  std::unique_ptr<FrameBuffer> copy_buffer_;
   SysError failed_;
 
   std::mutex mutex_;

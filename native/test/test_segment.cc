@@ -421,3 +421,19 @@ TEST("segment: frames that no longer add up when written fail the segment; nothi
   CHECK_EQ(seg->stats().writes, before.writes);
   CHECK_EQ(scan_path(path, 0).frames.size(), size_t{1});
 }
+
+TEST("frame buffers: huge-page copy buffers are reused across segments, aligned to a huge page") {
+  std::unique_ptr<FrameBuffer> a = FrameBuffer::acquire_huge(100000);
+  CHECK(a != nullptr);
+  CHECK(a->capacity() >= 100000);
+  CHECK_EQ(reinterpret_cast<uintptr_t>(a->data()) % kHugePageBytes, uintptr_t{0});
+  uint8_t* memory = a->data();
+  FrameBuffer::release_huge(std::move(a));
+  std::unique_ptr<FrameBuffer> b = FrameBuffer::acquire_huge(5000);
+  CHECK(b->data() == memory);  // the pooled one, not a fresh allocation
+  std::unique_ptr<FrameBuffer> c = FrameBuffer::acquire_huge(3 * kHugePageBytes);  // too big for it
+  CHECK(c->data() != memory);
+  CHECK(c->capacity() >= 3 * kHugePageBytes);
+  FrameBuffer::release_huge(std::move(b));
+  FrameBuffer::release_huge(std::move(c));
+}
