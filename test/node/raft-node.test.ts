@@ -91,6 +91,46 @@ describe('RaftNode', function () {
     assert.equal(typeof st.wal.mode, 'string');
   });
 
+  it('commit notices: held back and superseded by the next append (commitNotifyDelayMs), or sent at once with 0', async () => {
+    // Heartbeats every ~0.5 s so that, during a burst of serial proposals, what goes to a
+    // follower is (almost) only appends and commit notices.
+    const quiet = { tickMs: 10, electionTicks: 50, heartbeatTicks: 49 };
+    const serial = 30;
+    const messagesPerFollower = async (commitNotifyDelayMs: number): Promise<{ perFollower: number[]; leader: number; c: TestCluster }> => {
+      const c = await TestCluster.create(3, { ...quiet, commitNotifyDelayMs });
+      cluster = c;
+      await c.startAll();
+      const leader = await c.waitForLeader();
+      await withRetry(() => c.node(leader).propose(enc('warm-up')));
+      const sent = (): Map<number, number> =>
+        new Map(c.node(leader).status().transport.peers.map((p) => [p.id, p.sentMessages]));
+      const before = sent();
+      for (let k = 0; k < serial; k++) await c.node(leader).propose(enc(`w${k}`));
+      const after = sent();
+      const perFollower = [...after].map(([id, n]) => n - (before.get(id) ?? 0));
+      return { perFollower, leader, c };
+    };
+
+    // Long delay: every notice is superseded by the next write's append (one message per write).
+    const lazy = await messagesPerFollower(600_000);
+    for (const n of lazy.perFollower) {
+      // (± a few: sentMessages counts a request once the peer has answered it)
+      assert.ok(n >= serial - 4 && n <= serial + 6, `lazy: ${n} messages to a follower for ${serial} writes (${lazy.perFollower})`);
+    }
+    // Followers still learn every commit (the next append or a heartbeat carries it).
+    const lastIndex = lazy.c.node(lazy.leader).appliedIndex;
+    await waitFor(() => ([1, 2, 3].every((id) => lazy.c.node(id).appliedIndex >= lastIndex) ? true : undefined), 20_000, 'followers to apply the last write');
+    await lazy.c.destroy();
+    cluster = null;
+
+    // 0 (etcd's behaviour): an append and, unless the follower still has appends in flight
+    // (then its ack brings the commit), a commit notice per write.
+    const eager = await messagesPerFollower(0);
+    for (const n of eager.perFollower) {
+      assert.ok(n >= serial + 12, `eager: ${n} messages to a follower for ${serial} writes (${eager.perFollower})`);
+    }
+  });
+
   it('close before replay: a start aborted at once, and a stop right after start, are clean and release the WAL', async () => {
     const dir = await tempDir('close-early');
     try {
