@@ -179,7 +179,21 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
   ~SegmentWrap() override {
     // Only reached without close() at environment teardown (or never started): stop the writer,
     // drop its queue.
+    if (teardown_hook_) napi_remove_env_cleanup_hook(Env(), &SegmentWrap::OnEnvTeardown, this);
     if (core_) core_->abort();
+  }
+
+  // Environment teardown with the segment still open (the process exits without close()).
+  // Registered after the thread-safe function, so it runs before the TSFN's own teardown
+  // (cleanup hooks run last-in first-out): the writer is stopped and joined while the TSFN is
+  // still valid, instead of releasing it after Node freed it (which aborted the process).
+  static void OnEnvTeardown(void* arg) {
+    auto* self = static_cast<SegmentWrap*>(arg);
+    self->teardown_hook_ = false;
+    if (self->core_) {
+      self->core_->abort();
+      self->core_->join();
+    }
   }
 
  private:
@@ -199,6 +213,7 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
                    if (tsfn.BlockingCall(group) != napi_ok) delete group;  // env is going away
                  },
                  [tsfn]() mutable { tsfn.Release(); });
+    if (napi_add_env_cleanup_hook(env, &SegmentWrap::OnEnvTeardown, this) == napi_ok) teardown_hook_ = true;
     Ref();  // stays alive until close() completes: its writer thread refers to it
     return env.Undefined();
   }
@@ -375,6 +390,10 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
     owned.reset();  // frame buffers go back before JS reuses them
     if (closed) {
       core_->join();  // the writer's last act after this group was releasing the tsfn
+      if (teardown_hook_) {
+        napi_remove_env_cleanup_hook(env, &SegmentWrap::OnEnvTeardown, this);
+        teardown_hook_ = false;
+      }
     } else if (pending_ == 0) {
       tsfn_.Unref(env);
     }
@@ -395,6 +414,7 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
   Napi::ObjectReference failure_;
   bool started_ = false;
   bool closing_ = false;
+  bool teardown_hook_ = false;  // OnEnvTeardown is registered
 };
 
 void SegmentWrap::CallJs(Napi::Env env, Napi::Function callback, SegmentWrap* self, BatchGroup* group) {
