@@ -27,26 +27,14 @@ import {
 import { encodeFrames, encodeSegmentHeader, frameBytes, scanBuffer } from '../../src/wal/frame.js';
 import { createJsBackend } from '../../src/wal/js-backend.js';
 import { loadNativeBackend, nativeSegmentTestHooks } from '../../src/wal/native-backend.js';
+import { makeRandom, randomInt } from '../wal/fixtures/backends.js';
 
 const SEED = Number(process.env.RAFTKV_TEST_SEED ?? Date.now() % 1_000_000_007);
 
 /** Bigger than anything the frame-buffer pool keeps (32 MiB), under RECORD_BYTES_MAX (64 MiB). */
 const UNPOOLED_RECORD_BYTES = 33 * 1024 * 1024 + 5;
 
-function makeRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-function randomInt(random: () => number, min: number, max: number): number {
-  return min + Math.floor(random() * (max - min + 1));
-}
 
 /** Writes a pattern unique to `tag` into bytes[0, length) (word-wise when aligned: tens of MiB stay fast). */
 function fillPattern(bytes: Uint8Array, length: number, tag: number): void {

@@ -25,19 +25,10 @@ import {
   nativeSegmentTestHooks,
   rawWriteSyncLoop,
 } from '../../src/wal/native-backend.js';
+import { makeRandom } from '../wal/fixtures/backends.js';
 
 const SEED = Number(process.env.RAFTKV_TEST_SEED ?? Date.now() % 1_000_000_007);
 
-function makeRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function payload(length: number, fill: number): Uint8Array {
   const bytes = new Uint8Array(length);
@@ -469,10 +460,13 @@ describe('native addon (src/wal/native-backend.ts)', function () {
 });
 
 describe('WAL backend selection (src/wal/select-backend.ts)', function () {
-  function run(env: Record<string, string>): { stdout: string; stderr: string; status: number } {
-    const script = `import { walBackend } from './src/index.ts'; console.log(JSON.stringify(walBackend()));`;
+  const script = `import { walBackend } from './src/index.ts'; console.log(JSON.stringify(walBackend()));`;
+
+  /** Prints walBackend() from a child process (in `cwd`, default the repo) with extra env. */
+  function run(env: Record<string, string>, cwd?: string): { stdout: string; stderr: string; status: number } {
     try {
       const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        ...(cwd !== undefined ? { cwd } : {}),
         env: { ...process.env, ...env },
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -500,21 +494,7 @@ describe('WAL backend selection (src/wal/select-backend.ts)', function () {
       fs.cpSync(path.join(process.cwd(), 'src'), path.join(copy, 'src'), { recursive: true });
       fs.copyFileSync(path.join(process.cwd(), 'package.json'), path.join(copy, 'package.json'));
       fs.symlinkSync(path.join(process.cwd(), 'node_modules'), path.join(copy, 'node_modules'));
-      const script = `import { walBackend } from './src/index.ts'; console.log(JSON.stringify(walBackend()));`;
-      const runIn = (env: Record<string, string>) => {
-        try {
-          const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-            cwd: copy,
-            env: { ...process.env, ...env },
-            encoding: 'utf8',
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
-          return { stdout, stderr: '', status: 0 };
-        } catch (error) {
-          const e = error as { stdout: string; stderr: string; status: number };
-          return { stdout: e.stdout, stderr: e.stderr, status: e.status };
-        }
-      };
+      const runIn = (env: Record<string, string>) => run(env, copy);
       // stderr is only visible on failure with execFileSync; spawn through a shell to capture it.
       const fallback = execFileSync(
         'sh',

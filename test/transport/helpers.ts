@@ -2,6 +2,7 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SeededRandom } from '../../src/raft/random.js';
 import { MessageType, type Message, type NodeId } from '../../src/raft/types.js';
 import { Transport } from '../../src/transport/index.js';
 import type { TransportOptions } from '../../src/transport/index.js';
@@ -93,14 +94,8 @@ export async function closeServer(server: http.Server): Promise<void> {
   await closed;
 }
 
-/** mulberry32: small seeded PRNG for the fuzz tests. */
+/** Seeded randomness for the fuzz tests (the project's mulberry32). */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }

@@ -25,24 +25,11 @@ import { crc32c } from '../../src/wal/crc32c.js';
 import { decodeSegmentHeader, encodeSegmentHeader, frameBytes } from '../../src/wal/frame.js';
 import { createJsBackend, filesystemTypeName } from '../../src/wal/js-backend.js';
 import { loadNativeBackend, nativeSegmentTestHooks } from '../../src/wal/native-backend.js';
+import { makeRandom, randomInt } from './fixtures/backends.js';
 
 const SEED = Number(process.env.RAFTKV_TEST_SEED ?? 20240611);
 
-/** mulberry32: small, deterministic, good enough for test data. */
-function makeRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-function randomInt(random: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(random() * (hi - lo + 1));
-}
 
 function randomRecords(random: () => number, count: number, maxBytes: number): RecordInput[] {
   const types = [RecordType.Entry, RecordType.HardState, RecordType.Metadata, RecordType.Snapshot];
