@@ -756,19 +756,25 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
    * which saves a request and an ack per write.
    */
   private sendMessages(msgs: Message[]): void {
-    this.prepareOutgoing(msgs);
-    if (this.opts.commitNotifyDelayMs === 0) {
-      this.transport.send(msgs);
-      return;
-    }
-    let out: Message[] | null = null;
+    const delayMs = this.opts.commitNotifyDelayMs;
+    let out: Message[] | null = null; // a copy only once a notice is held back
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
-      if (m.type === MessageType.App) {
+      if (m.type === MessageType.Snap) {
+        // Our snapshots carry the ConfState as of their own index (we create them with the
+        // membership of exactly the applied index), so an outgoing MsgSnap is correct as the
+        // core built it; we do NOT overwrite it with the current membership, which would make
+        // the receiver re-apply later ConfChange entries on top of it. raftexample's
+        // processMessages fix is for its bug of snapshotting with an empty/stale ConfState;
+        // that can only reach us as a snapshot without voters, which we refuse to send.
+        if (m.snapshot !== null && m.snapshot.metadata.confState.voters.length === 0) {
+          throw new InvariantError(`outgoing snapshot at index ${m.snapshot.metadata.index} has no voters`);
+        }
+      } else if (m.type === MessageType.App && delayMs > 0) {
         if (m.entries.length === 0) {
           out ??= msgs.slice(0, i);
           this.deferredNotices.set(m.to, m);
-          this.noticeTimer ??= setTimeout(() => this.flushNotices(), this.opts.commitNotifyDelayMs);
+          this.noticeTimer ??= setTimeout(() => this.flushNotices(), delayMs);
           continue;
         }
         this.deferredNotices.delete(m.to);
@@ -808,23 +814,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       this.role = ss.role;
       this.emitSafe('role-change', { role: ss.role, previous, term: this.term });
     }
-  }
-
-  /**
-   * Our snapshots carry the ConfState as of their own index (we create them with the membership
-   * of exactly the applied index), so an outgoing MsgSnap is correct as the core built it; we
-   * do NOT overwrite it with the current membership, which would make the receiver re-apply
-   * the later ConfChange entries on top of it. raftexample's processMessages fix is for its
-   * bug of snapshotting with an empty/stale ConfState; that can only reach us as a snapshot
-   * without voters, which we refuse to send.
-   */
-  private prepareOutgoing(msgs: Message[]): Message[] {
-    for (const m of msgs) {
-      if (m.type === MessageType.Snap && m.snapshot !== null && m.snapshot.metadata.confState.voters.length === 0) {
-        throw new InvariantError(`outgoing snapshot at index ${m.snapshot.metadata.index} has no voters`);
-      }
-    }
-    return msgs;
   }
 
   private async installSnapshot(snap: Snapshot): Promise<void> {
