@@ -158,16 +158,30 @@ export function writeFramesInto(
     if (at + size > target.length) {
       throw new RangeError(`frame buffer too small: need ${at + size} bytes, have ${target.length}`);
     }
-    writeHeader8(target, at, length, record.type);
+    layOutFrame(target, at, record.type, record.payload);
     crc = crc32cRange(target, at, at + 8, crc32cU32(salt, crc));
     crc = crc32cRange(record.payload, 0, length, crc);
     writeU32(target, at + 8, crc);
-    writeU32(target, at + 12, 0);
-    target.set(record.payload, at + FRAME_HEADER_BYTES);
-    target.fill(0, at + FRAME_HEADER_BYTES + length, at + size);
     at += size;
   }
   return { endOffset: at, lastCrc: crc };
+}
+
+/**
+ * Lays out one frame at `at` — header, a zero crc field, the payload, zero padding to 8 bytes —
+ * and returns where it ends. The crc is left for the caller to seal (writeFramesInto here, the
+ * native writer thread for the addon). The record must be valid (see frameBytes) and fit.
+ */
+export function layOutFrame(target: Uint8Array, at: number, type: RecordType, payload: Uint8Array): number {
+  const length = payload.length;
+  const end = at + FRAME_HEADER_BYTES + roundUp8(length);
+  writeHeader8(target, at, length, type);
+  writeU32(target, at + 8, 0);
+  writeU32(target, at + 12, 0);
+  target.set(payload, at + FRAME_HEADER_BYTES);
+  // At most 7 bytes: a loop beats fill()'s call overhead on this hot path.
+  for (let p = at + FRAME_HEADER_BYTES + length; p < end; p++) target[p] = 0;
+  return end;
 }
 
 /** Frame `records` into one new buffer, chaining from `prevCrc` with the segment's `salt`. */

@@ -14,7 +14,6 @@ import { fileURLToPath } from 'node:url';
 import { isUint8Array } from 'node:util/types';
 import {
   FRAME_HEADER_BYTES,
-  RECORD_BYTES_MAX,
   RecordType,
   SegmentFailedError,
   type AppendResult,
@@ -32,6 +31,7 @@ import {
   type WalMode,
   type WalModeOption,
 } from './backend.js';
+import { frameBytes, layOutFrame } from './frame.js';
 
 /** Counters of the syscalls a segment's writer issued (for tests and benchmarks). */
 export interface NativeSegmentStats {
@@ -207,10 +207,9 @@ interface Settle<T> {
   reject(error: unknown): void;
 }
 
-/** A frame buffer JS lays frames out in, with a DataView over it for the headers. */
+/** A frame buffer JS lays frames out in. */
 interface StagingBuffer {
   native: NativeFrameBuffer;
-  view: DataView;
 }
 
 /** What one queued native batch will settle. */
@@ -258,7 +257,7 @@ class StagingPool {
     }
     const size = Math.max(STAGING_MIN_BYTES, Math.ceil(bytes / STAGING_MIN_BYTES) * STAGING_MIN_BYTES);
     const native = this.allocate(size, this.huge);
-    return { native, view: new DataView(native.bytes.buffer, native.bytes.byteOffset, native.bytes.byteLength) };
+    return { native };
   }
 
   /** Back for reuse (once its batch completed). When full, the smallest ones make room. */
@@ -289,20 +288,15 @@ function stagingPool(addon: NativeAddon, mode: WalMode): StagingPool {
   return mode === 'direct' ? stagingPools.huge : stagingPools.small;
 }
 
-function frameBytesOf(length: number): number {
-  return FRAME_HEADER_BYTES + Math.ceil(length / 8) * 8;
-}
-
 /**
  * Checks `records` and copies out their types and payloads (so framing reads exactly what was
  * checked, whatever getters the records have); returns the bytes they take as frames. Throws
  * TypeError/RangeError for input the format rejects.
  */
-function takeRecords(records: readonly RecordInput[], types: number[], payloads: Uint8Array[], lengths: number[]): number {
+function takeRecords(records: readonly RecordInput[], types: number[], payloads: Uint8Array[]): number {
   if (!Array.isArray(records)) throw new TypeError('append(records: RecordInput[], sync: boolean)');
   types.length = 0;
   payloads.length = 0;
-  lengths.length = 0;
   let total = 0;
   for (let i = 0; i < records.length; i++) {
     const record: unknown = records[i];
@@ -312,14 +306,9 @@ function takeRecords(records: readonly RecordInput[], types: number[], payloads:
       throw new RangeError(`record ${i}: unknown WAL record type ${String(type)}`);
     }
     if (!isUint8Array(payload)) throw new TypeError(`record ${i}: payload must be a Uint8Array`);
-    const length = typedArrayByteLength.call(payload);
-    if (length === 0 || length > RECORD_BYTES_MAX) {
-      throw new RangeError(`WAL record payload must be 1..${RECORD_BYTES_MAX} bytes, got ${length}`);
-    }
+    total += frameBytes(typedArrayByteLength.call(payload)); // throws for an empty or oversized payload
     types.push(type);
     payloads.push(payload);
-    lengths.push(length);
-    total += frameBytesOf(length);
   }
   return total;
 }
@@ -356,7 +345,6 @@ class NativeSegmentFile implements SegmentFile {
   /** The records of the append() in progress (reused: no allocation per call). */
   #types: number[] = [];
   #payloads: Uint8Array[] = [];
-  #lengths: number[] = [];
   /** Room after the frames: a direct-mode PAD frame is written there, in place. */
   readonly #slack: number;
 
@@ -382,10 +370,9 @@ class NativeSegmentFile implements SegmentFile {
     if (this.#closing !== null) return Promise.reject(closedError(this.path));
     const types = this.#types;
     const payloads = this.#payloads;
-    const lengths = this.#lengths;
     let bytes: number;
     try {
-      bytes = takeRecords(records, types, payloads, lengths);
+      bytes = takeRecords(records, types, payloads);
       if (this.#staging !== null && this.#stagingSize + bytes + this.#slack > this.#staging.native.bytes.length) {
         this.#flush();
       }
@@ -397,20 +384,8 @@ class NativeSegmentFile implements SegmentFile {
     const staging = this.#staging;
     let at = this.#stagingSize;
     const bytesView = staging.native.bytes;
-    const view = staging.view;
-    for (let i = 0; i < payloads.length; i++) {
-      const type = types[i]!;
-      const payload = payloads[i]!;
-      const length = lengths[i]!;
-      view.setUint32(at, length, true);
-      view.setUint32(at + 4, type, true); // type, then 3 zero bytes
-      view.setUint32(at + 8, 0, true); // crc: sealed by the writer
-      view.setUint32(at + 12, 0, true);
-      bytesView.set(payload, at + FRAME_HEADER_BYTES);
-      const end = at + frameBytesOf(length);
-      for (let p = at + FRAME_HEADER_BYTES + length; p < end; p++) bytesView[p] = 0;
-      at = end;
-    }
+    // The crc fields stay zero: the writer thread seals them, chained, when it writes.
+    for (let i = 0; i < payloads.length; i++) at = layOutFrame(bytesView, at, types[i]!, payloads[i]!);
     payloads.length = 0; // do not keep the caller's buffers alive
     this.#stagingSize = at;
     this.#stagingSync ||= Boolean(sync);
