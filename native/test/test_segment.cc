@@ -70,6 +70,25 @@ std::string new_segment_file(uint64_t size) {
   return path;
 }
 
+// The request a test opens a segment with: this file, this mode (tests add salt, offset…).
+Segment::OpenRequest open_request(const std::string& path, WalModeOption mode) {
+  Segment::OpenRequest req;
+  req.path = path;
+  req.mode = mode;
+  return req;
+}
+
+// Opens `req`; null when that fails (the test CHECKs it; the error is printed).
+std::unique_ptr<Segment> open_segment(const Segment::OpenRequest& req) {
+  std::unique_ptr<Segment> seg;
+  SysError e = Segment::open(req, &seg);
+  if (!e.ok()) {
+    std::fprintf(stderr, "Segment::open: %s\n", describe(e).c_str());
+    seg.reset();
+  }
+  return seg;
+}
+
 ScanOutcome scan_path(const std::string& path, uint32_t prev_crc) {
   uint8_t* data = nullptr;
   uint64_t size = 0;
@@ -83,12 +102,10 @@ ScanOutcome scan_path(const std::string& path, uint32_t prev_crc) {
 
 TEST("segment: group commit merges held batches into one write + one sync, results in order") {
   std::string path = new_segment_file(1 << 20);
-  std::unique_ptr<Segment> seg;
-  Segment::OpenRequest req;
-  req.path = path;
-  req.mode = WalModeOption::kBuffered;
+  Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
   req.salt = 1234;
-  CHECK(Segment::open(req, &seg).ok());
+  std::unique_ptr<Segment> seg = open_segment(req);
+  CHECK(seg != nullptr);
   Collector collector;
   seg->start(collector.callback(), nullptr);
   seg->set_hold(true);
@@ -128,12 +145,10 @@ TEST("segment: group commit merges held batches into one write + one sync, resul
 
 TEST("segment: unheld appends from a tight loop complete in order with their own end offsets") {
   std::string path = new_segment_file(4 << 20);
-  std::unique_ptr<Segment> seg;
-  Segment::OpenRequest req;
-  req.path = path;
-  req.mode = WalModeOption::kBuffered;
+  Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
   req.salt = 99;
-  CHECK(Segment::open(req, &seg).ok());
+  std::unique_ptr<Segment> seg = open_segment(req);
+  CHECK(seg != nullptr);
   Collector collector;
   seg->start(collector.callback(), nullptr);
   std::vector<Batch*> submitted;
@@ -165,11 +180,9 @@ TEST("segment: unheld appends from a tight loop complete in order with their own
 
 TEST("segment: a failed fdatasync fails the segment; no retry, every later batch gets the first error") {
   std::string path = new_segment_file(1 << 16);
-  std::unique_ptr<Segment> seg;
-  Segment::OpenRequest req;
-  req.path = path;
-  req.mode = WalModeOption::kBuffered;
-  CHECK(Segment::open(req, &seg).ok());
+  Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
+  std::unique_ptr<Segment> seg = open_segment(req);
+  CHECK(seg != nullptr);
   Collector collector;
   seg->start(collector.callback(), nullptr);
   seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
@@ -199,11 +212,9 @@ TEST("segment: a failed fdatasync fails the segment; no retry, every later batch
 
 TEST("segment: a failed write fails the segment without a sync") {
   std::string path = new_segment_file(1 << 16);
-  std::unique_ptr<Segment> seg;
-  Segment::OpenRequest req;
-  req.path = path;
-  req.mode = WalModeOption::kBuffered;
-  CHECK(Segment::open(req, &seg).ok());
+  Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
+  std::unique_ptr<Segment> seg = open_segment(req);
+  CHECK(seg != nullptr);
   Collector collector;
   seg->start(collector.callback(), nullptr);
   seg->set_fault(Segment::FaultOp::kWrite, ENOSPC);
@@ -225,12 +236,10 @@ TEST("segment: direct mode pads every write to the block size with a PAD frame")
                  dir.c_str(), probe.reason.c_str());
     CHECK(probe.usable);
   }
-  std::unique_ptr<Segment> seg;
-  Segment::OpenRequest req;
-  req.path = path;
-  req.mode = WalModeOption::kDirect;
+  Segment::OpenRequest req = open_request(path, WalModeOption::kDirect);
   req.salt = 4242;
-  CHECK(Segment::open(req, &seg).ok());
+  std::unique_ptr<Segment> seg = open_segment(req);
+  CHECK(seg != nullptr);
   CHECK(seg->mode() == WalMode::kDirect);
   uint32_t block = seg->block_size();
   CHECK(block >= 4096 && block % 512 == 0);
@@ -277,14 +286,12 @@ TEST("segment: direct mode continues a segment whose end is not block aligned") 
   CHECK(fd >= 0);
   CHECK(pwrite_all(fd, bytes.data(), bytes.size(), 0, path).ok());
   ::close(fd);
-  std::unique_ptr<Segment> seg;
-  Segment::OpenRequest req;
-  req.path = path;
-  req.mode = WalModeOption::kDirect;
+  Segment::OpenRequest req = open_request(path, WalModeOption::kDirect);
   req.offset = bytes.size();
   req.prev_crc = crc;
   req.salt = 8;
-  CHECK(Segment::open(req, &seg).ok());
+  std::unique_ptr<Segment> seg = open_segment(req);
+  CHECK(seg != nullptr);
   Collector collector;
   seg->start(collector.callback(), nullptr);
   seg->submit(append_batch({testutil::payload_of(50, 1)}, 3, true));
@@ -300,11 +307,9 @@ TEST("segment: direct mode continues a segment whose end is not block aligned") 
 
 TEST("segment: destroying a segment that was never closed stops its writer (no hang, no leak)") {
   std::string path = new_segment_file(1 << 16);
-  std::unique_ptr<Segment> seg;
-  Segment::OpenRequest req;
-  req.path = path;
-  req.mode = WalModeOption::kBuffered;
-  CHECK(Segment::open(req, &seg).ok());
+  Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
+  std::unique_ptr<Segment> seg = open_segment(req);
+  CHECK(seg != nullptr);
   Collector collector;
   seg->start(collector.callback(), nullptr);
   seg->set_hold(true);
@@ -316,12 +321,10 @@ TEST("segment: destroying a segment that was never closed stops its writer (no h
 TEST("segment: appends merged into one batch get their own end offset and crc (marks)") {
   std::string path = new_segment_file(1 << 20);
   for (WalModeOption mode : {WalModeOption::kBuffered, WalModeOption::kDirect}) {
-    std::unique_ptr<Segment> seg;
-    Segment::OpenRequest req;
-    req.path = path;
-    req.mode = mode;
+    Segment::OpenRequest req = open_request(path, mode);
     req.salt = 77;
-    CHECK(Segment::open(req, &seg).ok());
+    std::unique_ptr<Segment> seg = open_segment(req);
+    CHECK(seg != nullptr);
     Collector collector;
     seg->start(collector.callback(), nullptr);
     // Header, two records, an empty append, one more record: marks after the header, after the
@@ -368,12 +371,10 @@ TEST("segment: direct mode writes the same bytes from the frame buffer or throug
   std::vector<std::vector<uint8_t>> files;
   for (size_t slack : {size_t{8192}, size_t{0}}) {
     std::string path = new_segment_file(1 << 20);
-    std::unique_ptr<Segment> seg;
-    Segment::OpenRequest req;
-    req.path = path;
-    req.mode = WalModeOption::kDirect;
+    Segment::OpenRequest req = open_request(path, WalModeOption::kDirect);
     req.salt = 5;
-    CHECK(Segment::open(req, &seg).ok());
+    std::unique_ptr<Segment> seg = open_segment(req);
+    CHECK(seg != nullptr);
     Collector collector;
     seg->start(collector.callback(), nullptr);
     seg->submit(append_batch({testutil::header_payload(5, 0, seg->block_size())}, kTypeSegmentHeader, true, slack));
@@ -399,11 +400,9 @@ TEST("segment: direct mode writes the same bytes from the frame buffer or throug
 
 TEST("segment: frames that no longer add up when written fail the segment; nothing is written") {
   std::string path = new_segment_file(1 << 16);
-  std::unique_ptr<Segment> seg;
-  Segment::OpenRequest req;
-  req.path = path;
-  req.mode = WalModeOption::kBuffered;
-  CHECK(Segment::open(req, &seg).ok());
+  Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
+  std::unique_ptr<Segment> seg = open_segment(req);
+  CHECK(seg != nullptr);
   Collector collector;
   seg->start(collector.callback(), nullptr);
   seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
