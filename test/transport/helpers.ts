@@ -99,3 +99,24 @@ export function seededRandom(seed: number): () => number {
   const random = new SeededRandom(seed);
   return () => random.next();
 }
+
+/**
+ * Call inside a describe(): transports passed to `started` (which starts them) and bare
+ * servers pushed to `servers` are stopped/closed after each test.
+ */
+export function stoppedAfterEach(): { started(t: Transport): Promise<Transport>; servers: http.Server[] } {
+  const running: Transport[] = [];
+  const servers: http.Server[] = [];
+  afterEach(async function () {
+    await Promise.all(running.splice(0).map((t) => t.stop()));
+    await Promise.all(servers.splice(0).map((s) => closeServer(s)));
+  });
+  return {
+    servers,
+    async started(t: Transport): Promise<Transport> {
+      running.push(t);
+      await t.start();
+      return t;
+    },
+  };
+}

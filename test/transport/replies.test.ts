@@ -6,26 +6,13 @@
  */
 
 import assert from 'node:assert/strict';
-import type http from 'node:http';
 import { encodeMessages } from '../../src/raft/codec.js';
 import { MessageType, type NodeId } from '../../src/raft/types.js';
 import { HEADER_ACCEPT_REPLIES, HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, type Transport } from '../../src/transport/index.js';
-import { CLUSTER, closeServer, listen, makeNode, msg, newInbox, urlOf, waitFor, type Inbox } from './helpers.js';
+import { CLUSTER, listen, makeNode, msg, newInbox, stoppedAfterEach, urlOf, waitFor, type Inbox } from './helpers.js';
 
 describe('transport replies in answers', function () {
-  const running: Transport[] = [];
-  const servers: http.Server[] = [];
-
-  afterEach(async function () {
-    await Promise.all(running.splice(0).map((t) => t.stop()));
-    await Promise.all(servers.splice(0).map((s) => closeServer(s)));
-  });
-
-  async function started(t: Transport): Promise<Transport> {
-    running.push(t);
-    await t.start();
-    return t;
-  }
+  const { started, servers } = stoppedAfterEach();
 
   /** Two transports; `b` answers every App it gets with an AppResp, like a follower. */
   async function pair(replyHoldMs?: number): Promise<{ a: Transport; b: Transport; inboxA: Inbox; inboxB: Inbox }> {

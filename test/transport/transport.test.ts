@@ -9,32 +9,20 @@ import type { Socket } from 'node:net';
 import { MessageType, type Message, type NodeId } from '../../src/raft/types.js';
 import type { Transport } from '../../src/transport/index.js';
 import {
-  closeServer,
   connectAll,
   listen,
   makeNode,
   msg,
   newInbox,
   nextTurn,
+  stoppedAfterEach,
   urlOf,
   waitFor,
   type Inbox,
 } from './helpers.js';
 
 describe('transport', function () {
-  const running: Transport[] = [];
-  const servers: http.Server[] = [];
-
-  afterEach(async function () {
-    await Promise.all(running.splice(0).map((t) => t.stop()));
-    await Promise.all(servers.splice(0).map((s) => closeServer(s)));
-  });
-
-  async function started(t: Transport): Promise<Transport> {
-    running.push(t);
-    await t.start();
-    return t;
-  }
+  const { started, servers } = stoppedAfterEach();
 
   it('three transports exchange batches both ways, in order per sender', async function () {
     const inboxes = new Map<NodeId, Inbox>();
