@@ -1,12 +1,14 @@
 /**
- * Wire and storage encoding of Raft data with msgpackr records.
+ * Wire encoding of Raft data with msgpackr records (peer messages, conf changes, snapshots).
+ * The WAL does not use it: its record bodies are plain msgpack maps any reader can decode
+ * (src/wal/records.ts, docs/wal-format.md).
  *
  * Both sides use the same fixed list of record structures (below), so no structure
  * definitions travel with messages and nothing has to be persisted alongside the data. New
  * shapes are never added to the shared list (`shouldShareStructure` is false); an unexpected
  * shape would be encoded inline and then rejected by validation.
  *
- * Changing the structures below changes the wire/WAL format: append new ones at the end only.
+ * Changing the structures below changes the wire format: append new ones at the end only.
  *
  * Decoders validate everything: every term/index a safe non-negative integer, enums known,
  * byte fields Uint8Array. Anything else throws CodecError with the offending path.
