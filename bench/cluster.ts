@@ -279,6 +279,42 @@ interface LoadResult {
   latencies: SampleRecorder;
 }
 
+type LoadRequest = ReturnType<Target['request']>;
+
+/**
+ * One request through undici's dispatch API with a minimal handler: no Readable body stream or
+ * promise chain per response. The load generator shares two cores with the cluster under test
+ * and at 256 clients it took ~0.5–0.9 of a core through `pool.request` + `body.text()`
+ * (this costs ~15 % less per GET: 43–46 µs vs 51–55 µs of its CPU at 256 clients).
+ */
+function send(pool: Pool, req: LoadRequest): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    let body: Buffer | Buffer[] | null = null;
+    pool.dispatch(
+      { path: req.path, method: req.method, body: req.body ?? null, headers: req.headers ?? {} },
+      {
+        onRequestStart() {}, // its presence marks this as a new-style (undici 7) handler
+        onResponseStart(_controller, statusCode) {
+          status = statusCode;
+        },
+        onResponseData(_controller, chunk) {
+          if (body === null) body = chunk;
+          else if (Array.isArray(body)) body.push(chunk);
+          else body = [body, chunk];
+        },
+        onResponseEnd() {
+          const text = body === null ? '' : (Array.isArray(body) ? Buffer.concat(body) : body).toString('utf8');
+          resolve({ status, text });
+        },
+        onResponseError(_controller, err) {
+          reject(err);
+        },
+      },
+    );
+  });
+}
+
 /** `clients` loops, each with one request in flight, for warmup + duration seconds. */
 async function runLoad(target: Target, origin: string, op: Op, clients: number, warmupMs: number, durationMs: number): Promise<LoadResult> {
   const pool = new Pool(origin, { connections: clients, pipelining: 1, keepAliveTimeout: 60_000 });
@@ -297,9 +333,8 @@ async function runLoad(target: Target, origin: string, op: Op, clients: number, 
       const req = target.request(op, key, value);
       let good = false;
       try {
-        const res = await pool.request({ path: req.path, method: req.method, body: req.body ?? null, headers: req.headers ?? {} });
-        const text = await res.body.text();
-        good = target.ok(op, res.statusCode, text);
+        const res = await send(pool, req);
+        good = target.ok(op, res.status, res.text);
       } catch {
         good = false;
       }
@@ -332,10 +367,9 @@ async function preload(target: Target): Promise<void> {
       const key = `k${next++}`;
       const req = target.request('put', key, value);
       for (let attempt = 0; ; attempt++) {
-        const res = await pool.request({ path: req.path, method: req.method, body: req.body ?? null, headers: req.headers ?? {} });
-        const text = await res.body.text();
-        if (target.ok('put', res.statusCode, text)) break;
-        if (attempt > 50) throw new Error(`preload of ${target.name} failed: ${res.statusCode} ${text}`);
+        const res = await send(pool, req);
+        if (target.ok('put', res.status, res.text)) break;
+        if (attempt > 50) throw new Error(`preload of ${target.name} failed: ${res.status} ${res.text}`);
         await sleep(50);
       }
     }
