@@ -3,6 +3,7 @@
  */
 
 import type { NodeId } from '../raft/types.js';
+import type { ReadIndexFanout } from '../raft/config.js';
 import type { WalBackend } from '../wal/backend.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -89,6 +90,10 @@ export interface RaftNodeOptions<R = unknown> {
   preVote?: boolean;
   /** Default true. */
   checkQuorum?: boolean;
+  /** Who a readBarrier's heartbeat round asks: 'quorum' (default) just enough followers for a
+   * quorum, the most responsive first, the rest at the next heartbeat if they do not answer;
+   * 'all' every member at once, as etcd does. Reads are linearizable either way. */
+  readIndexFanout?: ReadIndexFanout;
   /** Default true: a follower forwards proposals to the leader. When false, `propose` on a
    * follower rejects with NotLeaderError naming the leader. */
   forwardProposals?: boolean;
@@ -132,6 +137,7 @@ export interface ResolvedOptions<R> {
   dirSync: DirSyncPolicy;
   preVote: boolean;
   checkQuorum: boolean;
+  readIndexFanout: ReadIndexFanout;
   forwardProposals: boolean;
   listenHost: string;
   requestTimeoutMs: number;
@@ -219,6 +225,10 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
   if (dirSync !== 'auto' && dirSync !== 'strict') {
     throw new InvalidArgumentError(`option dirSync must be auto or strict, got ${String(dirSync)}`);
   }
+  const readIndexFanout = o.readIndexFanout ?? 'quorum';
+  if (readIndexFanout !== 'quorum' && readIndexFanout !== 'all') {
+    throw new InvalidArgumentError(`option readIndexFanout must be quorum or all, got ${String(readIndexFanout)}`);
+  }
   const clusterId = o.clusterId ?? 'raftkv';
   if (typeof clusterId !== 'string' || clusterId === '') throw new InvalidArgumentError('option clusterId must be a non-empty string');
   const logger = o.logger ?? SILENT_LOGGER;
@@ -240,6 +250,7 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
     dirSync,
     preVote: o.preVote ?? true,
     checkQuorum: o.checkQuorum ?? true,
+    readIndexFanout,
     forwardProposals: o.forwardProposals ?? true,
     listenHost: o.listenHost ?? '127.0.0.1',
     requestTimeoutMs: positiveInt('requestTimeoutMs', o.requestTimeoutMs, 5000),

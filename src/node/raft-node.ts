@@ -293,6 +293,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       maxInflightMsgs: o.maxInflightMsgs,
       preVote: o.preVote,
       checkQuorum: o.checkQuorum,
+      readIndexFanout: o.readIndexFanout,
       disableProposalForwarding: !o.forwardProposals,
       logger: o.logger,
     });

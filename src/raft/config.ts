@@ -8,6 +8,8 @@ export interface RaftLogger {
 }
 
 export type ReadOnlyOption = 'safe' | 'lease-based';
+/** Which voters a safe ReadIndex round asks at once; see RaftConfig.readIndexFanout. */
+export type ReadIndexFanout = 'quorum' | 'all';
 
 export interface RaftConfig {
   /** This node's id: a positive safe integer. */
@@ -39,6 +41,14 @@ export interface RaftConfig {
   checkQuorum?: boolean;
   /** 'lease-based' relies on bounded clock drift and requires checkQuorum (default 'safe'). */
   readOnlyOption?: ReadOnlyOption;
+  /**
+   * Who gets the heartbeat of a safe ReadIndex round. 'quorum' (default): just enough voters to
+   * make a quorum with the leader, those that answered read rounds most recently first; a
+   * round they leave unanswered is asked of every member by the next heartbeat broadcast (at
+   * most heartbeatTick later), which carries the newest pending read's context. 'all': every
+   * member at once, as etcd does. Safety is the same: a read completes only on a quorum's acks.
+   */
+  readIndexFanout?: ReadIndexFanout;
   /** Followers drop proposals instead of forwarding them to the leader (default false). */
   disableProposalForwarding?: boolean;
   logger?: RaftLogger;
@@ -59,6 +69,7 @@ export interface ValidatedConfig {
   preVote: boolean;
   checkQuorum: boolean;
   readOnlyOption: ReadOnlyOption;
+  readIndexFanout: ReadIndexFanout;
   disableProposalForwarding: boolean;
   logger: RaftLogger;
 }
@@ -136,6 +147,10 @@ export function validateConfig(c: RaftConfig): ValidatedConfig {
   if (readOnlyOption === 'lease-based' && !checkQuorum) {
     throw new ConfigError("readOnlyOption 'lease-based' requires checkQuorum: true");
   }
+  const readIndexFanout = c.readIndexFanout ?? 'quorum';
+  if (readIndexFanout !== 'quorum' && readIndexFanout !== 'all') {
+    throw new ConfigError(`readIndexFanout must be 'quorum' or 'all', got ${String(readIndexFanout)}`);
+  }
   const logger = c.logger ?? NOOP_LOGGER;
   return {
     id,
@@ -152,6 +167,7 @@ export function validateConfig(c: RaftConfig): ValidatedConfig {
     preVote,
     checkQuorum,
     readOnlyOption,
+    readIndexFanout,
     disableProposalForwarding,
     logger,
   };

@@ -8,6 +8,7 @@ export {
   type RaftConfig,
   type RaftLogger,
   type ReadOnlyOption,
+  type ReadIndexFanout,
   type ValidatedConfig,
 } from './config.js';
 export { MemoryStorage } from './memory-storage.js';

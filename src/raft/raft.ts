@@ -14,7 +14,7 @@ import {
   type SoftState,
   type Snapshot,
 } from './types.js';
-import type { RaftLogger, ValidatedConfig } from './config.js';
+import type { RaftLogger, ReadIndexFanout, ValidatedConfig } from './config.js';
 import { RaftLog } from './log.js';
 import { ProgressTracker } from './tracker/tracker.js';
 import type { Progress } from './tracker/progress.js';
@@ -114,6 +114,8 @@ export class Raft {
   deferredCampaign = false;
   /** ReadIndex requests received before this leader committed an entry of its term. */
   pendingReadIndexMessages: Message[] = [];
+  /** Last sequence number handed out to Progress.readAckSeq. */
+  private readAckCounter = 0;
 
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
@@ -122,6 +124,7 @@ export class Raft {
   readonly maxMsgSize: number;
   readonly maxUncommittedSize: number;
   readonly disableProposalForwarding: boolean;
+  readonly readIndexFanout: ReadIndexFanout;
   readonly logger: RaftLogger;
   private readonly random: RandomSource;
 
@@ -136,6 +139,7 @@ export class Raft {
     this.maxMsgSize = c.maxSizePerMsg;
     this.maxUncommittedSize = c.maxUncommittedEntriesSize;
     this.disableProposalForwarding = c.disableProposalForwarding;
+    this.readIndexFanout = c.readIndexFanout;
     this.readOnly = new ReadOnly(c.readOnlyOption);
     this.raftLog = new RaftLog(c.storage, c.maxCommittedSizePerReady, c.logger);
     this.trk = new ProgressTracker(c.maxInflightMsgs, c.maxInflightBytes);
@@ -929,7 +933,10 @@ export class Raft {
         // Safe ReadIndex rounds (also the fallback of lease-based reads without a lease).
         if (m.context.length === 0 || this.readOnly.pendingCount() === 0) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
-        if (acks === null || this.trk.voteResultOf(acks) !== 'won') return;
+        if (acks === null) return;
+        // It answered a round still pending: ask it first next time (see heartbeatReadQuorum).
+        pr.readAckSeq = ++this.readAckCounter;
+        if (this.trk.voteResultOf(acks) !== 'won') return;
         for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
         return;
       }
@@ -1315,7 +1322,38 @@ export class Raft {
     // reads fall back to this while the lease is not held).
     this.readOnly.addRequest(this.raftLog.committed, m);
     this.readOnly.recvAck(this.id, m.context);
-    this.bcastHeartbeatWithContext(m.context);
+    if (this.readIndexFanout === 'all') this.bcastHeartbeatWithContext(m.context);
+    else this.heartbeatReadQuorum(m.context);
+  }
+
+  /**
+   * Sends the round's heartbeat to just enough voters to make a quorum with this leader: those
+   * heard from since the last CheckQuorum round first, then those whose acks most recently
+   * counted for a read. On a serial reader this halves the messages per read (3 nodes), and
+   * each one costs the leader a socket write and a wake-up of the peer. If a chosen voter does
+   * not answer, the next heartbeat broadcast (bcastHeartbeat) carries the newest pending
+   * context to every member, and any quorum of acks for it completes this read too.
+   */
+  private heartbeatReadQuorum(ctx: Uint8Array): void {
+    const candidates: Progress[] = [];
+    const idOf = new Map<Progress, NodeId>();
+    for (const id of this.trk.voters) {
+      if (id === this.id) continue;
+      const pr = this.trk.progress.get(id)!;
+      candidates.push(pr);
+      idOf.set(pr, id);
+    }
+    candidates.sort(
+      (a, b) => Number(b.recentActive) - Number(a.recentActive) || b.readAckSeq - a.readAckSeq || idOf.get(a)! - idOf.get(b)!,
+    );
+    const wouldAck = new Map<NodeId, boolean>([[this.id, true]]);
+    for (const pr of candidates) {
+      if (this.trk.voteResultOf(wouldAck) === 'won') return;
+      const id = idOf.get(pr)!;
+      wouldAck.set(id, true);
+      this.sendHeartbeat(id, ctx);
+    }
+    assert(this.trk.voteResultOf(wouldAck) === 'won', 'every voter acking must make a quorum');
   }
 
   private respondToReadIndex(req: Message, index: number): void {

@@ -14,8 +14,8 @@ const reads = (tn: TestNode): Array<[number, string]> => tn.readStates.map((r) =
 describe('ReadIndex', function () {
   afterEach(reportSeedOnFailure);
 
-  it('safe: the leader reports a read state only after a heartbeat quorum confirms it still leads', function () {
-    const c = new Cluster([1, 2, 3], { electionTick: ELECTION });
+  it('safe: the leader reports a read state only after a heartbeat quorum confirms it still leads (fanout all, as etcd)', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, readIndexFanout: 'all' });
     c.elect(1);
     c.propose(1, 'a');
     const lead = c.get(1);
@@ -36,7 +36,7 @@ describe('ReadIndex', function () {
   });
 
   it('safe: heartbeat responses without the context (or from too few nodes) do not confirm it', function () {
-    const c = new Cluster([1, 2, 3, 4, 5], { electionTick: ELECTION });
+    const c = new Cluster([1, 2, 3, 4, 5], { electionTick: ELECTION, readIndexFanout: 'all' });
     c.elect(1);
     const lead = c.get(1);
     lead.node.readIndex(bytes('ctx'));
@@ -52,6 +52,79 @@ describe('ReadIndex', function () {
     for (const m of n3.drain()) lead.step(m);
     lead.drain();
     assert.equal(lead.readStates.length, 1, 'leader + 2 of 5 is a quorum');
+  });
+
+  it('safe, fanout quorum (default): the round asks one follower of three; its ack serves the read', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION });
+    c.elect(1);
+    c.propose(1, 'a');
+    const lead = c.get(1);
+    const commit = lead.status.commit;
+    lead.node.readIndex(bytes('q1'));
+    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[2, 'q1']], 'ties go to the lower id');
+    const n2 = c.get(2);
+    n2.step(beats[0]!);
+    for (const m of n2.drain()) lead.step(m);
+    lead.drain();
+    assert.deepEqual(reads(lead), [[commit, 'q1']]);
+  });
+
+  it('safe, fanout quorum: five voters, two followers asked; both acks needed', function () {
+    const c = new Cluster([1, 2, 3, 4, 5], { electionTick: ELECTION });
+    c.elect(1);
+    const lead = c.get(1);
+    lead.node.readIndex(bytes('q5'));
+    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    assert.deepEqual(beats.map((m) => m.to), [2, 3]);
+    c.get(2).step(beats[0]!);
+    for (const m of c.get(2).drain()) lead.step(m);
+    lead.drain();
+    assert.deepEqual(reads(lead), [], 'leader + 1 of 5 is not a quorum');
+    c.get(3).step(beats[1]!);
+    for (const m of c.get(3).drain()) lead.step(m);
+    lead.drain();
+    assert.equal(lead.readStates.length, 1, 'leader + 2 of 5 is a quorum');
+  });
+
+  it('safe, fanout quorum: an unanswered round is completed by the next heartbeat broadcast, and the voter that answered is asked first from then on', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, heartbeatTick: 1 });
+    c.elect(1);
+    c.propose(1, 'a');
+    const lead = c.get(1);
+    const commit = lead.status.commit;
+    const heal = c.isolate(2); // node 2 is asked first (lower id) but never answers
+    let mark = c.sent.length;
+    lead.node.readIndex(bytes('r1'));
+    c.stabilize();
+    assert.deepEqual(
+      c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat).map((m) => [m.to, text(m.context)]),
+      [[2, 'r1']],
+    );
+    assert.deepEqual(reads(lead), [], 'node 2 is cut off: no quorum yet');
+    c.tick(1, [1]); // heartbeat broadcast carrying the newest pending context
+    c.stabilize();
+    assert.deepEqual(reads(lead), [[commit, 'r1']], 'node 3 acked the broadcast');
+    heal();
+    mark = c.sent.length;
+    lead.node.readIndex(bytes('r2'));
+    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[3, 'r2']], 'node 3 answered the last read round');
+  });
+
+  it('safe, fanout quorum: followers not heard from since the last CheckQuorum round are asked last', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, checkQuorum: true });
+    c.elect(1);
+    c.propose(1, 'a');
+    const lead = c.get(1);
+    const heal = c.isolate(2);
+    c.tick(ELECTION); // a CheckQuorum round: node 3 answered since, node 2 did not
+    assert.equal(lead.role, Role.Leader);
+    heal();
+    lead.drain();
+    lead.node.readIndex(bytes('active'));
+    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    assert.deepEqual(beats.map((m) => m.to), [3]);
   });
 
   it('a follower forwards the request to the leader and gets the read state back', function () {
@@ -182,7 +255,7 @@ describe('ReadIndex', function () {
     lead.node.readIndex(bytes('past-lease'));
     c.stabilize();
     const beats = c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat);
-    assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[2, 'past-lease'], [3, 'past-lease']], 'lease over: a heartbeat round confirms the read');
+    assert.deepEqual(beats.map((m) => text(m.context)), ['past-lease'], 'lease over: a heartbeat round (one voter makes a quorum with the leader) confirms the read');
     assert.deepEqual(reads(lead), [[commit, 'in-lease'], [commit, 'past-lease']]);
     // The round renewed the lease: the next read is served at once again.
     mark = c.sent.length;
@@ -207,7 +280,7 @@ describe('ReadIndex', function () {
     const mark = c.sent.length;
     lead.node.readIndex(bytes('during-transfer'));
     c.stabilize();
-    assert.equal(c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat && text(m.context) === 'during-transfer').length, 2);
+    assert.equal(c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat && text(m.context) === 'during-transfer').length, 1);
     assert.deepEqual(reads(lead), [[commit, 'during-transfer']], 'served after the heartbeat quorum');
   });
 

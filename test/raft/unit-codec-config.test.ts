@@ -170,6 +170,7 @@ describe('validateConfig', function () {
     assert.equal(c.maxInflightBytes, 0);
     assert.equal(c.maxCommittedSizePerReady, c.maxSizePerMsg);
     assert.equal(c.readOnlyOption, 'safe');
+    assert.equal(c.readIndexFanout, 'quorum');
     assert.equal(c.preVote, false);
     assert.equal(c.checkQuorum, false);
     assert.equal(c.applied, 0);
@@ -186,6 +187,7 @@ describe('validateConfig', function () {
       [{ applied: -1 }, /applied/],
       [{ readOnlyOption: 'lease-based' }, /checkQuorum/],
       [{ readOnlyOption: 'fast' as 'safe' }, /readOnlyOption/],
+      [{ readIndexFanout: 'some' as 'all' }, /readIndexFanout/],
       [{ preVote: 'yes' as unknown as boolean }, /preVote/],
       [{ storage: {} as MemoryStorage }, /storage/],
       [{ random: {} as SeededRandom }, /random/],

@@ -34,6 +34,9 @@ export class Progress {
    * started, or the member was added): CheckQuorum counts it as acked at that tick, so it is
    * not deposed before the member had a chance to answer. Never counts for the read lease. */
   graceTick = 0;
+  /** Leader-local sequence number of this voter's latest ack that counted toward a pending
+   * ReadIndex round (0 = none this term): ReadIndex rounds ask the most recent first. */
+  readAckSeq = 0;
   /** Sending App messages is paused (probe sent, or inflight window full). */
   msgAppFlowPaused = false;
   readonly inflights: Inflights;

@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { InvalidArgumentError } from '../../src/node/errors.js';
+import { resolveOptions, type RaftNodeOptions } from '../../src/node/options.js';
+
+const base = (): RaftNodeOptions => ({
+  id: 1,
+  peers: [{ id: 1, url: 'http://127.0.0.1:1' }],
+  dataDir: '/nonexistent-never-opened',
+  stateMachine: { apply: () => undefined, snapshot: () => new Uint8Array(), restore: () => {} },
+});
+
+describe('RaftNode options', function () {
+  it('defaults: pre-vote, CheckQuorum and quorum-sized ReadIndex rounds', function () {
+    const o = resolveOptions(base());
+    assert.equal(o.preVote, true);
+    assert.equal(o.checkQuorum, true);
+    assert.equal(o.readIndexFanout, 'quorum');
+    assert.equal(resolveOptions({ ...base(), readIndexFanout: 'all' }).readIndexFanout, 'all');
+  });
+
+  it('rejects bad values with InvalidArgumentError naming the option', function () {
+    const cases: Array<[Partial<RaftNodeOptions>, RegExp]> = [
+      [{ readIndexFanout: 'some' as 'all' }, /readIndexFanout/],
+      [{ walMode: 'fast' as 'auto' }, /walMode/],
+      [{ dirSync: 'maybe' as 'auto' }, /dirSync/],
+      [{ heartbeatTicks: 10, electionTicks: 10 }, /heartbeatTicks/],
+    ];
+    for (const [patch, re] of cases) {
+      assert.throws(() => resolveOptions({ ...base(), ...patch }), (e: unknown) => e instanceof InvalidArgumentError && re.test(e.message), JSON.stringify(patch));
+    }
+  });
+});
