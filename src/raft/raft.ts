@@ -27,9 +27,6 @@ import type { RandomSource } from './types.js';
 /** Why a node campaigns: a pre-vote round, a real election, or a leadership transfer. */
 export type CampaignType = 'pre-election' | 'election' | 'transfer';
 
-/** With readIndexFanout 'quorum', one safe ReadIndex round in this many asks every member. */
-export const READ_ROUND_PROBE_EVERY = 8;
-
 /** Context of MsgVote in a transfer campaign: lets voters bypass the CheckQuorum lease. */
 const CAMPAIGN_TRANSFER = new Uint8Array(
   Array.from('CampaignTransfer', (c) => c.charCodeAt(0)),
@@ -119,8 +116,6 @@ export class Raft {
   pendingReadIndexMessages: Message[] = [];
   /** Last sequence number handed out to Progress.readAckSeq. */
   private readAckCounter = 0;
-  /** Safe ReadIndex rounds started by this node (every READ_ROUND_PROBE_EVERY-th asks all). */
-  private readRounds = 0;
 
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
@@ -1338,14 +1333,8 @@ export class Raft {
    * each one costs the leader a socket write and a wake-up of the peer. If a chosen voter does
    * not answer, the next heartbeat broadcast (bcastHeartbeat) carries the newest pending
    * context to every member, and any quorum of acks for it completes this read too.
-   * Every READ_ROUND_PROBE_EVERY-th round asks everyone, so that the preference follows
-   * whichever voters answer first now (late acks, after the round completed, earn nothing).
    */
   private heartbeatReadQuorum(ctx: Uint8Array): void {
-    if (++this.readRounds % READ_ROUND_PROBE_EVERY === 0) {
-      this.bcastHeartbeatWithContext(ctx);
-      return;
-    }
     const candidates: Progress[] = [];
     const idOf = new Map<Progress, NodeId>();
     for (const id of this.trk.voters) {

@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { ConfigError, ProposalDroppedError } from '../../src/raft/index.js';
-import { MessageType, Role, type Message, type NodeId } from '../../src/raft/types.js';
-import { READ_ROUND_PROBE_EVERY } from '../../src/raft/raft.js';
+import { MessageType, Role } from '../../src/raft/types.js';
 import { Cluster, TestNode, bytes, reportSeedOnFailure, text, TEST_SEED } from './harness.js';
 
 const ELECTION = 10;
@@ -111,40 +110,6 @@ describe('ReadIndex', function () {
     lead.node.readIndex(bytes('r2'));
     const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
     assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[3, 'r2']], 'node 3 answered the last read round');
-  });
-
-  it('safe, fanout quorum: every READ_ROUND_PROBE_EVERY-th round asks everyone, and the first to answer is asked from then on', function () {
-    const c = new Cluster([1, 2, 3], { electionTick: ELECTION });
-    c.elect(1);
-    c.propose(1, 'a');
-    const lead = c.get(1);
-    const askedIn = (ctx: string): NodeId[] => {
-      lead.node.readIndex(bytes(ctx));
-      return lead.drain().filter((m) => m.type === MessageType.Heartbeat).map((m) => m.to);
-    };
-    const answer = (beat: Message): void => {
-      const f = c.get(beat.to);
-      f.step(beat);
-      for (const m of f.drain()) lead.step(m);
-    };
-    const roundsBefore = lead.readStates.length;
-    let probe: Message[] = [];
-    for (let i = 1; i <= READ_ROUND_PROBE_EVERY; i++) {
-      lead.node.readIndex(bytes(`p${i}`));
-      const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
-      if (i < READ_ROUND_PROBE_EVERY) {
-        assert.deepEqual(beats.map((m) => m.to), [2], `round ${i}`);
-        answer(beats[0]!);
-      } else {
-        probe = beats;
-      }
-    }
-    assert.deepEqual(probe.map((m) => m.to), [2, 3], 'the probe round asks everyone');
-    answer(probe.find((m) => m.to === 3)!); // node 3 answers first and completes the round
-    answer(probe.find((m) => m.to === 2)!); // node 2's late ack counts for nothing
-    lead.drain();
-    assert.equal(lead.readStates.length - roundsBefore, READ_ROUND_PROBE_EVERY);
-    assert.deepEqual(askedIn('after-probe'), [3]);
   });
 
   it('safe, fanout quorum: followers not heard from since the last CheckQuorum round are asked last', function () {
