@@ -91,7 +91,7 @@ export interface RaftNodeOptions<R = unknown> {
   /** Default true. */
   checkQuorum?: boolean;
   /** Who a readBarrier's heartbeat round asks: 'quorum' (default) just enough followers for a
-   * quorum, the most responsive first, the rest at the next heartbeat if they do not answer;
+   * quorum, those that answered the last read first, the rest at the next heartbeat if they do not answer;
    * 'all' every member at once, as etcd does. Reads are linearizable either way. */
   readIndexFanout?: ReadIndexFanout;
   /** Default true: a follower forwards proposals to the leader. When false, `propose` on a

@@ -43,7 +43,7 @@ export interface RaftConfig {
   readOnlyOption?: ReadOnlyOption;
   /**
    * Who gets the heartbeat of a safe ReadIndex round. 'quorum' (default): just enough voters to
-   * make a quorum with the leader, those that answered read rounds most recently first; a
+   * make a quorum with the leader, those whose acks last counted for a read first; a
    * round they leave unanswered is asked of every member by the next heartbeat broadcast (at
    * most heartbeatTick later), which carries the newest pending read's context. 'all': every
    * member at once, as etcd does. Safety is the same: a read completes only on a quorum's acks.

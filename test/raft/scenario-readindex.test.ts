@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { ConfigError, ProposalDroppedError } from '../../src/raft/index.js';
-import { MessageType, Role } from '../../src/raft/types.js';
+import { MessageType, Role, type Message, type NodeId } from '../../src/raft/types.js';
 import { Cluster, TestNode, bytes, reportSeedOnFailure, text, TEST_SEED } from './harness.js';
 
 const ELECTION = 10;
@@ -112,19 +112,33 @@ describe('ReadIndex', function () {
     assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[3, 'r2']], 'node 3 answered the last read round');
   });
 
-  it('safe, fanout quorum: followers not heard from since the last CheckQuorum round are asked last', function () {
-    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, checkQuorum: true });
+  it('safe, fanout quorum: a late ack (its round already complete) does not move the preference', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, heartbeatTick: 1 });
     c.elect(1);
     c.propose(1, 'a');
     const lead = c.get(1);
-    const heal = c.isolate(2);
-    c.tick(ELECTION); // a CheckQuorum round: node 3 answered since, node 2 did not
-    assert.equal(lead.role, Role.Leader);
-    heal();
     lead.drain();
-    lead.node.readIndex(bytes('active'));
-    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
-    assert.deepEqual(beats.map((m) => m.to), [3]);
+    lead.node.readIndex(bytes('s1'));
+    const first = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    assert.deepEqual(first.map((m) => m.to), [2]);
+    lead.tick(1); // the broadcast carries s1 to both followers
+    const broadcast = lead.drain().filter((m) => m.type === MessageType.Heartbeat && text(m.context) === 's1');
+    assert.deepEqual(broadcast.map((m) => m.to), [2, 3]);
+    const deliver = (beat: Message): void => {
+      const f = c.get(beat.to);
+      f.step(beat);
+      for (const m of f.drain()) lead.step(m);
+    };
+    deliver(first[0]!);
+    const asked = (ctx: string): NodeId[] => {
+      lead.node.readIndex(bytes(ctx));
+      return lead.drain().filter((m) => m.type === MessageType.Heartbeat).map((m) => m.to);
+    };
+    assert.deepEqual(asked('s2'), [2], 'node 2 completed s1');
+    deliver(broadcast.find((m) => m.to === 3)!); // late for s1, while s2 is pending
+    lead.drain();
+    assert.equal(lead.readStates.length, 1);
+    assert.deepEqual(asked('s3'), [2], 'the late ack earned node 3 nothing');
   });
 
   it('a follower forwards the request to the leader and gets the read state back', function () {
