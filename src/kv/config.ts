@@ -19,6 +19,7 @@ export interface KvServerConfig {
   join: boolean;
   dataDir: string;
   walMode: WalModeFlag;
+  readIndexFanout: 'quorum' | 'all';
   snapshotCount: number;
   snapshotCatchUpEntries: number;
   listenHost: string;
@@ -47,6 +48,11 @@ Options:
   --data-dir DIR         WAL and snapshots go under DIR (default: raftkv-<id>).
   --wal-mode MODE        auto | buffered | direct | dsync (default: auto = O_DIRECT where the
                          file system supports it, else buffered writes + fdatasync).
+  --read-index-fanout quorum|all
+                         Followers a linearizable GET's heartbeat round asks: quorum (default)
+                         just enough for a quorum, the one that answered the last read first,
+                         everyone at the next heartbeat if it does not answer; all = everyone
+                         every time, as etcd does. Linearizable either way.
   --snapshot-count N     Snapshot the store after N applied entries (default: 10000).
   --snapshot-catchup-entries N
                          Entries kept behind a snapshot for slow followers (default: 10000).
@@ -82,6 +88,7 @@ const FLAGS_WITH_VALUE = new Set([
   'port',
   'data-dir',
   'wal-mode',
+  'read-index-fanout',
   'snapshot-count',
   'snapshot-catchup-entries',
   'listen-host',
@@ -165,6 +172,10 @@ export function parseArgs(argv: readonly string[]): KvServerConfig | null {
   if (walMode !== 'auto' && walMode !== 'buffered' && walMode !== 'direct' && walMode !== 'dsync') {
     throw new UsageError(`--wal-mode must be auto, buffered, direct or dsync, got ${JSON.stringify(walMode)}`);
   }
+  const readIndexFanout = values.get('read-index-fanout') ?? 'quorum';
+  if (readIndexFanout !== 'quorum' && readIndexFanout !== 'all') {
+    throw new UsageError(`--read-index-fanout must be quorum or all, got ${JSON.stringify(readIndexFanout)}`);
+  }
   const logLevel = values.get('log-level') ?? 'info';
   if (!isLogLevel(logLevel)) throw new UsageError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(logLevel)}`);
   const listenHost = values.get('listen-host') ?? '127.0.0.1';
@@ -178,6 +189,7 @@ export function parseArgs(argv: readonly string[]): KvServerConfig | null {
     join: booleans.has('join'),
     dataDir: values.get('data-dir') ?? `raftkv-${id}`,
     walMode,
+    readIndexFanout,
     snapshotCount: intFlag('snapshot-count', values.get('snapshot-count') ?? '10000', 1, Number.MAX_SAFE_INTEGER),
     snapshotCatchUpEntries: intFlag('snapshot-catchup-entries', values.get('snapshot-catchup-entries') ?? '10000', 0, Number.MAX_SAFE_INTEGER),
     listenHost,
