@@ -105,6 +105,8 @@ let stopping = false;
 
 /** Extra node flags for the raftkv processes, e.g. RAFTKV_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'. */
 const extraNodeArgs = (process.env.RAFTKV_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** Extra raftkv CLI flags for A/B runs, e.g. RAFTKV_BENCH_CLI_ARGS='--idle-spin-us 0'. */
+const extraCliArgs = (process.env.RAFTKV_BENCH_CLI_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 async function stopProcs(procs: Proc[]): Promise<void> {
   await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
@@ -159,6 +161,7 @@ async function startRaftkv(dir: string, walMode: string): Promise<Target> {
       '--data-dir', path.join(dir, `raftkv-${i + 1}`),
       '--wal-mode', walMode,
       '--log-level', 'warn',
+      ...extraCliArgs,
     ]),
   );
   const leader = async (): Promise<{ url: string; name: string }> =>

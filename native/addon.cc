@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -592,6 +593,12 @@ Napi::Value Funlock(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Gives this thread's CPU to another runnable thread, if any (the runtime's idle spin).
+Napi::Value SchedYield(const Napi::CallbackInfo& info) {
+  sched_yield();
+  return info.Env().Undefined();
+}
+
 Napi::Value RawWriteSyncLoop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = RequireString(info[0], "path");
@@ -644,6 +651,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("funlock", Napi::Function::New(env, Funlock));
   exports.Set("rawWriteSyncLoop", Napi::Function::New(env, RawWriteSyncLoop));
+  exports.Set("schedYield", Napi::Function::New(env, SchedYield));
   exports.Set("allocateFrameBuffer", Napi::Function::New(env, AllocateFrameBuffer));
   exports.Set("NativeSegment", segment);
   return exports;

@@ -20,6 +20,7 @@ export interface KvServerConfig {
   dataDir: string;
   walMode: WalModeFlag;
   readIndexFanout: 'quorum' | 'all';
+  idleSpinUs: number;
   snapshotCount: number;
   snapshotCatchUpEntries: number;
   listenHost: string;
@@ -53,6 +54,9 @@ Options:
                          just enough for a quorum, the one that answered the last read first,
                          everyone at the next heartbeat if it does not answer; all = everyone
                          every time, as etcd does. Linearizable either way.
+  --idle-spin-us N       After each Raft pass keep polling (yielding the CPU) for N µs instead
+                         of sleeping: lower latency at low load for otherwise-idle CPU
+                         (default: 1000; 0 = off; off without the native addon).
   --snapshot-count N     Snapshot the store after N applied entries (default: 10000).
   --snapshot-catchup-entries N
                          Entries kept behind a snapshot for slow followers (default: 10000).
@@ -89,6 +93,7 @@ const FLAGS_WITH_VALUE = new Set([
   'data-dir',
   'wal-mode',
   'read-index-fanout',
+  'idle-spin-us',
   'snapshot-count',
   'snapshot-catchup-entries',
   'listen-host',
@@ -190,6 +195,7 @@ export function parseArgs(argv: readonly string[]): KvServerConfig | null {
     dataDir: values.get('data-dir') ?? `raftkv-${id}`,
     walMode,
     readIndexFanout,
+    idleSpinUs: intFlag('idle-spin-us', values.get('idle-spin-us') ?? '1000', 0, 100_000),
     snapshotCount: intFlag('snapshot-count', values.get('snapshot-count') ?? '10000', 1, Number.MAX_SAFE_INTEGER),
     snapshotCatchUpEntries: intFlag('snapshot-catchup-entries', values.get('snapshot-catchup-entries') ?? '10000', 0, Number.MAX_SAFE_INTEGER),
     listenHost,

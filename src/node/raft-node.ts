@@ -86,6 +86,11 @@ import {
   type ResolvedOptions,
 } from './options.js';
 import { NodeStorage, type NodeStorageStatus, type Replay } from './storage.js';
+import { LoopSpinner } from './loop-spin.js';
+import { nativeSchedYield } from '../wal/native-backend.js';
+
+/** One per process: there is one event loop (see loop-spin.ts). Created on first use. */
+let loopSpinner: LoopSpinner | null = null;
 
 export interface CallOptions {
   /** Overrides the node's requestTimeoutMs for this call. */
@@ -620,6 +625,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   private runPass(): void {
     this.passScheduled = false;
+    if (this.opts.idleSpinUs > 0) (loopSpinner ??= new LoopSpinner(nativeSchedYield())).poke(this.opts.idleSpinUs);
     if (this.state !== 'running') return;
     if (traceOn) trace(this.passInFlight !== null ? 'blk' : 'run', this.proposeQueue.length, 0);
     this.flushProposals();

@@ -109,6 +109,8 @@ export interface RawWriteSyncResult {
 /** The addon's exports (native/addon.cc Init). */
 interface NativeAddon {
   crc32c(data: Uint8Array, seed: number): number;
+  /** sched_yield(2): lets another runnable thread have this CPU (see node/loop-spin.ts). */
+  schedYield(): void;
   crc32cImplementation(): string;
   createSegmentFile(path: string, sizeBytes: number, strategy: PreallocateStrategy): Promise<string>;
   openSegment(
@@ -147,6 +149,7 @@ const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'funlock',
   'rawWriteSyncLoop',
   'allocateFrameBuffer',
+  'schedYield',
 ];
 
 interface NodeGypBuild {
@@ -604,4 +607,14 @@ export function nativeSegmentTestHooks(segment: SegmentFile): {
     hold: (hold) => handle.testHold(hold),
     stats: () => handle.testStats(),
   };
+}
+
+/** sched_yield(2) through the addon, or null where the addon does not load. */
+export function nativeSchedYield(): (() => void) | null {
+  try {
+    const { addon } = loadAddon();
+    return () => addon.schedYield();
+  } catch {
+    return null;
+  }
 }

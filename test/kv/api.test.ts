@@ -297,7 +297,7 @@ describe('kv: the raftkv command line', function () {
   it('--help explains every flag and exits 0', async function () {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0);
-    for (const flag of ['--id', '--cluster', '--port', '--join', '--data-dir', '--wal-mode', '--read-index-fanout', '--snapshot-count', '--listen-host']) {
+    for (const flag of ['--id', '--cluster', '--port', '--join', '--data-dir', '--wal-mode', '--read-index-fanout', '--idle-spin-us', '--snapshot-count', '--listen-host']) {
       assert.ok(r.stdout.includes(flag), `--help does not mention ${flag}`);
     }
   });
@@ -314,6 +314,8 @@ describe('kv: the raftkv command line', function () {
       [['--id', '1', '--cluster', 'http://a:1,http://a:1', '--port', '9'], /lists http:\/\/a:1 twice/],
       [['--id', '1', cluster, '--port', '9', '--wal-mode', 'fast'], /--wal-mode must be/],
       [['--id', '1', cluster, '--port', '9', '--read-index-fanout', 'some'], /--read-index-fanout must be quorum or all/],
+      [['--id', '1', cluster, '--port', '9', '--idle-spin-us', '-5'], /--idle-spin-us must be an integer/],
+      [['--id', '1', cluster, '--port', '9', '--idle-spin-us', '500000'], /--idle-spin-us must be between 0 and 100000/],
       [['--id', '1', cluster, '--port', '9', '--snapshot-count'], /--snapshot-count needs a value/],
       [['--id', '1', cluster, '--port', '9', '--log-level', 'loud'], /--log-level must be/],
       [['--id', '1', cluster, '--port', '9', 'stray'], /unexpected argument/],
@@ -326,6 +328,7 @@ describe('kv: the raftkv command line', function () {
     assert.equal(defaults?.listenHost, '127.0.0.1');
     assert.equal(defaults?.join, false);
     assert.equal(defaults?.readIndexFanout, 'quorum');
+    assert.equal(defaults?.idleSpinUs, 1000);
     // The real binary: message on stderr, exit code 2, no stack trace.
     const r = await runCli(['--id', '1', cluster, '--port', '9', '--wal-mode', 'fast']);
     assert.equal(r.code, 2, r.stderr);

@@ -15,12 +15,16 @@ describe('RaftNode options', function () {
     assert.equal(o.preVote, true);
     assert.equal(o.checkQuorum, true);
     assert.equal(o.readIndexFanout, 'quorum');
+    assert.equal(o.idleSpinUs, 1000);
+    assert.equal(resolveOptions({ ...base(), idleSpinUs: 0 }).idleSpinUs, 0);
     assert.equal(resolveOptions({ ...base(), readIndexFanout: 'all' }).readIndexFanout, 'all');
   });
 
   it('rejects bad values with InvalidArgumentError naming the option', function () {
     const cases: Array<[Partial<RaftNodeOptions>, RegExp]> = [
       [{ readIndexFanout: 'some' as 'all' }, /readIndexFanout/],
+      [{ idleSpinUs: -1 }, /idleSpinUs/],
+      [{ idleSpinUs: 200_000 }, /idleSpinUs must be at most/],
       [{ walMode: 'fast' as 'auto' }, /walMode/],
       [{ dirSync: 'maybe' as 'auto' }, /dirSync/],
       [{ heartbeatTicks: 10, electionTicks: 10 }, /heartbeatTicks/],
