@@ -8,8 +8,9 @@
  * 2-core benchmark VM: serial linearizable GETs 1,074–1,945/s without spinning, 1,565–2,502/s
  * with a 1 ms window; docs/benchmarks.md). Go runtimes such as etcd's spin the same way.
  *
- * Every turn calls sched_yield, so a runnable thread on the same CPU (another node, the WAL
- * writer, a client) gets it first: under load the spinner costs little. Without the native
+ * An idle turn calls sched_yield, so a runnable thread on the same CPU (another node, the WAL
+ * writer, a client) gets it first: under load the spinner costs little. A turn after a pass
+ * (the loop had work since the last turn) does not give the CPU away. Without the native
  * addon there is no sched_yield and no spinning. One spinner per process (one event loop);
  * the window is the largest any caller asked for.
  */
@@ -24,6 +25,8 @@ const realClock: LoopSpinClock = { now: () => performance.now(), schedule: (fn) 
 export class LoopSpinner {
   private until = 0;
   private spinning = false;
+  /** Pokes since the last turn: the loop had work, so that turn does not give the CPU away. */
+  private pokedSinceTurn = false;
   /** Loop turns spent spinning (for tests and stats). */
   turns = 0;
 
@@ -37,6 +40,7 @@ export class LoopSpinner {
     if (windowUs <= 0 || this.yieldCpu === null) return;
     const until = this.clock.now() + windowUs / 1000;
     if (until > this.until) this.until = until;
+    this.pokedSinceTurn = true;
     if (!this.spinning) {
       this.spinning = true;
       this.clock.schedule(this.turn);
@@ -53,7 +57,8 @@ export class LoopSpinner {
       return;
     }
     this.turns++;
-    this.yieldCpu!();
+    if (!this.pokedSinceTurn) this.yieldCpu!();
+    this.pokedSinceTurn = false;
     this.clock.schedule(this.turn);
   };
 }

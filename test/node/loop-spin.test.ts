@@ -23,7 +23,7 @@ class ManualLoop implements LoopSpinClock {
 }
 
 describe('LoopSpinner', function () {
-  it('spins for the window after a poke, yielding the CPU every turn, then stops', function () {
+  it('spins for the window after a poke, yielding the CPU every idle turn, then stops', function () {
     const loop = new ManualLoop();
     let yields = 0;
     const spinner = new LoopSpinner(() => yields++, loop);
@@ -32,9 +32,23 @@ describe('LoopSpinner', function () {
     let turns = 0;
     while (loop.turn(0.1)) turns++;
     assert.equal(spinner.active, false);
-    assert.equal(yields, spinner.turns);
+    assert.equal(yields, spinner.turns - 1, 'every idle turn yields; the first follows the poke');
     assert.ok(spinner.turns >= 9 && spinner.turns <= 10, `turns ${spinner.turns}`);
     assert.equal(turns, spinner.turns + 1, 'the last turn only notices the window is over');
+  });
+
+  it('a turn right after a poke (the loop had work) does not give the CPU away', function () {
+    const loop = new ManualLoop();
+    let yields = 0;
+    const spinner = new LoopSpinner(() => yields++, loop);
+    spinner.poke(1000);
+    loop.turn(0.1);
+    assert.equal(yields, 0);
+    loop.turn(0.1);
+    assert.equal(yields, 1);
+    spinner.poke(1000);
+    loop.turn(0.1);
+    assert.equal(yields, 1, 'busy again');
   });
 
   it('a poke while spinning extends the window; a shorter one does not cut it', function () {
