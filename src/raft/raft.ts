@@ -1339,19 +1339,11 @@ export class Raft {
    * serial read throughput).
    */
   private heartbeatReadQuorum(ctx: Uint8Array): void {
-    const candidates: Progress[] = [];
-    const idOf = new Map<Progress, NodeId>();
-    for (const id of this.trk.voters) {
-      if (id === this.id) continue;
-      const pr = this.trk.progress.get(id)!;
-      candidates.push(pr);
-      idOf.set(pr, id);
-    }
-    candidates.sort((a, b) => b.readAckSeq - a.readAckSeq || idOf.get(a)! - idOf.get(b)!);
+    const seq = (id: NodeId): number => this.trk.progress.get(id)!.readAckSeq;
+    const candidates = this.trk.voters.filter((id) => id !== this.id).sort((a, b) => seq(b) - seq(a) || a - b);
     const wouldAck = new Map<NodeId, boolean>([[this.id, true]]);
-    for (const pr of candidates) {
+    for (const id of candidates) {
       if (this.trk.voteResultOf(wouldAck) === 'won') return;
-      const id = idOf.get(pr)!;
       wouldAck.set(id, true);
       this.sendHeartbeat(id, ctx);
     }
