@@ -27,8 +27,6 @@ import {
 } from './types.js';
 import { trace, traceOn } from './trace.js';
 
-export type { SenderStatus } from './validate.js';
-
 export interface PeerServerOptions {
   id: NodeId;
   clusterId: string;

@@ -166,11 +166,9 @@ export class Transport {
    */
   flushNow(): void {
     if (this.state !== 'started' || this.dirty.size === 0) return;
-    const peers = [...this.dirty];
-    this.dirty.clear();
     this.deferCallbacks = true;
     try {
-      for (const p of peers) p.flush();
+      this.flushDirty();
     } finally {
       this.deferCallbacks = false;
     }
@@ -243,11 +241,16 @@ export class Transport {
     queueMicrotask(() => {
       if (traceOn) trace('flush', 0, 0);
       this.flushScheduled = false;
-      const peers = [...this.dirty];
-      this.dirty.clear();
-      if (this.state !== 'started') return;
-      for (const p of peers) p.flush();
+      this.flushDirty();
     });
+  }
+
+  /** Flushes every peer with queued messages (none once stopped). */
+  private flushDirty(): void {
+    const peers = [...this.dirty];
+    this.dirty.clear();
+    if (this.state !== 'started') return;
+    for (const p of peers) p.flush();
   }
 
   private holdReply(from: NodeId, reply: HeldReply): void {
