@@ -245,30 +245,25 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
     batch->size = size;
     batch->marks.resize(mark_count);
     const double* mark_values = marks.Data();
-    // Walk the frames: every length valid and whole, every mark on a frame boundary.
+    // Walk the frames: every frame whole with a sane header and crc 0, every mark on a frame
+    // boundary.
     const uint8_t* frames = buffer->data();
-    size_t next_mark = 0;
-    auto take_marks = [&](uint64_t at) {
-      while (next_mark < mark_count && mark_values[next_mark] == static_cast<double>(at)) {
-        batch->marks[next_mark++] = at;
+    BatchWalk walk = walk_batch_frames(
+        frames, size, mark_values, mark_count,
+        [&](uint64_t at, uint32_t) {
+          if (!frame_header_fields_valid(frames + at) || read_u32(frames + at + 8) != 0) {
+            throw Napi::RangeError::New(env, "append: bad frame header at " + std::to_string(at));
+          }
+        },
+        [&](size_t index, uint64_t at) { batch->marks[index] = at; });
+    if (walk.end != size) {
+      if (size - walk.end < kFrameHeaderBytes) {
+        throw Napi::RangeError::New(env, "append: torn frame at " + std::to_string(walk.end));
       }
-    };
-    take_marks(0);
-    for (uint64_t at = 0; at < size;) {
-      if (size - at < kFrameHeaderBytes) throw Napi::RangeError::New(env, "append: torn frame at " + std::to_string(at));
-      uint32_t length = read_u32(frames + at);
-      uint8_t type = frames[at + 4];
-      if (length == 0 || length > kRecordBytesMax || frame_bytes(length) > size - at) {
-        throw Napi::RangeError::New(env, "append: bad frame length " + std::to_string(length) + " at " + std::to_string(at));
-      }
-      if (type < 1 || type > kTypeMax || (read_u32(frames + at + 4) >> 8) != 0 || read_u32(frames + at + 8) != 0 ||
-          read_u32(frames + at + 12) != 0) {
-        throw Napi::RangeError::New(env, "append: bad frame header at " + std::to_string(at));
-      }
-      at += frame_bytes(length);
-      take_marks(at);
+      throw Napi::RangeError::New(env, "append: bad frame length " + std::to_string(read_u32(frames + walk.end)) +
+                                           " at " + std::to_string(walk.end));
     }
-    if (next_mark != mark_count) {
+    if (walk.marks_taken != mark_count) {
       throw Napi::RangeError::New(env, "append: marks must ascend along frame boundaries and end at size");
     }
     if (batch->marks[mark_count - 1] != size) {

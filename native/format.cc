@@ -53,6 +53,23 @@ bool all_zero(const uint8_t* bytes, uint64_t from, uint64_t to) {
 }
 
 namespace {
+bool is_record_type(uint8_t type) { return type >= kTypeSegmentHeader && type <= kTypeMax; }
+}  // namespace
+
+int64_t whole_frame_length(const uint8_t* bytes, uint64_t size, uint64_t at) {
+  if (at > size || size - at < kFrameHeaderBytes) return -1;
+  uint32_t length = read_u32(bytes + at);
+  if (length == 0 || length > kRecordBytesMax) return -1;
+  if (frame_bytes(length) > size - at) return -1;
+  return length;
+}
+
+bool frame_header_fields_valid(const uint8_t* frame) {
+  return is_record_type(frame[4]) && frame[5] == 0 && frame[6] == 0 && frame[7] == 0 &&
+         read_u32(frame + 12) == 0;
+}
+
+namespace {
 
 // Index of the first non-zero byte in [from, to), or -1. Checks 4 KiB chunks with all_zero
 // first: zero tails can be 64 MiB.
@@ -71,17 +88,10 @@ int64_t first_non_zero(const uint8_t* bytes, uint64_t from, uint64_t to) {
   return -1;
 }
 
-bool is_record_type(uint8_t type) { return type >= kTypeSegmentHeader && type <= kTypeMax; }
-
-// Payload length of a plausible frame at `at` (header fields sane, fits in the file), or -1.
+// Payload length of a plausible frame at `at` (whole, header fields sane), or -1.
 int64_t plausible_frame_length(const uint8_t* bytes, uint64_t size, uint64_t at) {
-  if (at + kFrameHeaderBytes > size) return -1;
-  uint32_t length = read_u32(bytes + at);
-  if (length == 0 || length > kRecordBytesMax) return -1;
-  if (!is_record_type(bytes[at + 4])) return -1;
-  if (bytes[at + 5] != 0 || bytes[at + 6] != 0 || bytes[at + 7] != 0) return -1;
-  if (read_u32(bytes + at + 12) != 0) return -1;
-  if (at + frame_bytes(length) > size) return -1;
+  int64_t length = whole_frame_length(bytes, size, at);
+  if (length < 0 || !frame_header_fields_valid(bytes + at)) return -1;
   return length;
 }
 

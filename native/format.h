@@ -84,4 +84,43 @@ ScanOutcome scan_frames(const uint8_t* bytes, uint64_t size, uint32_t prev_crc);
 // True when bytes[from, to) are all zero (memcmp against itself shifted by one).
 bool all_zero(const uint8_t* bytes, uint64_t from, uint64_t to);
 
+// Payload length of the frame at bytes[at] when it is whole: its 16-byte header lies inside
+// bytes[0, size), its length is in 1..RECORD_BYTES_MAX and the frame fits before `size`; else -1.
+int64_t whole_frame_length(const uint8_t* bytes, uint64_t size, uint64_t at);
+
+// True when the (whole) header at `frame` has a known record type and zero reserved bytes
+// (5..7 and 12..15). The crc field is not looked at.
+bool frame_header_fields_valid(const uint8_t* frame);
+
+// Where walk_batch_frames stopped.
+struct BatchWalk {
+  uint64_t end;        // the offset after the last whole frame: the size when every frame was whole
+  size_t marks_taken;  // how many marks, from the first, lay on the frame boundaries walked
+};
+
+// Walks frames laid out back to back in frames[0, size) (a batch before it is written), stopping
+// at the first frame that is not whole (whole_frame_length). Calls on_frame(at, length) for every
+// whole frame, and on_mark(index, boundary) for every mark met at a frame boundary (0 included),
+// in order: `marks` ascend (equal ones allowed), and the first one not met ends mark taking.
+template <typename Mark, typename OnFrame, typename OnMark>
+BatchWalk walk_batch_frames(const uint8_t* frames, uint64_t size, const Mark* marks,
+                            size_t mark_count, OnFrame&& on_frame, OnMark&& on_mark) {
+  size_t next_mark = 0;
+  auto take_marks = [&](uint64_t boundary) {
+    while (next_mark < mark_count && marks[next_mark] == static_cast<Mark>(boundary)) {
+      on_mark(next_mark++, boundary);
+    }
+  };
+  take_marks(0);
+  uint64_t at = 0;
+  while (at < size) {
+    int64_t length = whole_frame_length(frames, size, at);
+    if (length < 0) break;
+    on_frame(at, static_cast<uint32_t>(length));
+    at += frame_bytes(static_cast<uint32_t>(length));
+    take_marks(at);
+  }
+  return BatchWalk{at, next_mark};
+}
+
 }  // namespace raftkv

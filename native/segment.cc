@@ -269,26 +269,12 @@ SysError Segment::seal_batch(Batch& batch, uint64_t start, uint32_t* crc) {
   if (size > 0 && (frames == nullptr || size > batch.buffer->capacity())) std::abort();
   batch.mark_results.clear();
   batch.mark_results.reserve(batch.marks.size());
-  size_t next_mark = 0;
   uint32_t c = *crc;
-  auto take_marks = [&](uint64_t at) {
-    while (next_mark < batch.marks.size() && batch.marks[next_mark] == at) {
-      batch.mark_results.emplace_back(start + at, c);
-      next_mark++;
-    }
-  };
-  take_marks(0);
-  size_t at = 0;
-  while (at < size) {
-    if (size - at < kFrameHeaderBytes) break;
-    uint32_t length = read_u32(frames + at);
-    uint64_t bytes = frame_bytes(length);
-    if (length == 0 || length > kRecordBytesMax || bytes > size - at) break;
-    c = seal_frame(frames + at, c, salt_);
-    at += bytes;
-    take_marks(at);
-  }
-  if (at == size && next_mark == batch.marks.size()) {
+  BatchWalk walk = walk_batch_frames(
+      frames, size, batch.marks.data(), batch.marks.size(),
+      [&](uint64_t at, uint32_t) { c = seal_frame(frames + at, c, salt_); },
+      [&](size_t, uint64_t at) { batch.mark_results.emplace_back(start + at, c); });
+  if (walk.end == size && walk.marks_taken == batch.marks.size()) {
     *crc = c;
     return {};
   }
