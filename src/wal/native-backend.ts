@@ -11,16 +11,15 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isUint8Array } from 'node:util/types';
 import {
   FRAME_HEADER_BYTES,
-  RecordType,
   SegmentFailedError,
   type AppendResult,
   type DirSyncResult,
   type DirectIoProbe,
   type OpenSegmentOptions,
   type PreallocateStrategy,
+  type RecordType,
   type RecordInput,
   type ScanOptions,
   type ScanResult,
@@ -31,7 +30,7 @@ import {
   type WalMode,
   type WalModeOption,
 } from './backend.js';
-import { frameBytes, layOutFrame } from './frame.js';
+import { framesByteLength, layOutFrame } from './frame.js';
 
 /** Counters of the syscalls a segment's writer issued (for tests and benchmarks). */
 export interface NativeSegmentStats {
@@ -198,13 +197,6 @@ function loadAddon(): { addon: NativeAddon; file: string } {
   return loaded;
 }
 
-const RECORD_TYPE_MAX = RecordType.Pad;
-
-/** %TypedArray%.prototype.byteLength: a payload's real length, whatever its own getters say
- * (the copy into the frame buffer copies exactly that many bytes). */
-const typedArrayByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'byteLength')!
-  .get as (this: Uint8Array) => number;
-
 interface Settle<T> {
   resolve(value: T): void;
   reject(error: unknown): void;
@@ -291,31 +283,6 @@ function stagingPool(addon: NativeAddon, mode: WalMode): StagingPool {
   return mode === 'direct' ? stagingPools.huge : stagingPools.small;
 }
 
-/**
- * Checks `records` and copies out their types and payloads (so framing reads exactly what was
- * checked, whatever getters the records have); returns the bytes they take as frames. Throws
- * TypeError/RangeError for input the format rejects.
- */
-function takeRecords(records: readonly RecordInput[], types: number[], payloads: Uint8Array[]): number {
-  if (!Array.isArray(records)) throw new TypeError('append(records: RecordInput[], sync: boolean)');
-  types.length = 0;
-  payloads.length = 0;
-  let total = 0;
-  for (let i = 0; i < records.length; i++) {
-    const record: unknown = records[i];
-    if (typeof record !== 'object' || record === null) throw new TypeError(`record ${i} must be an object`);
-    const { type, payload } = record as { type: unknown; payload: unknown };
-    if (typeof type !== 'number' || !Number.isInteger(type) || type < 1 || type > RECORD_TYPE_MAX) {
-      throw new RangeError(`record ${i}: unknown WAL record type ${String(type)}`);
-    }
-    if (!isUint8Array(payload)) throw new TypeError(`record ${i}: payload must be a Uint8Array`);
-    total += frameBytes(typedArrayByteLength.call(payload)); // throws for an empty or oversized payload
-    types.push(type);
-    payloads.push(payload);
-  }
-  return total;
-}
-
 function closedError(file: string): Error {
   return Object.assign(new Error(`WAL segment ${file} is closed`), { code: 'ECLOSED' });
 }
@@ -345,9 +312,6 @@ class NativeSegmentFile implements SegmentFile {
   #marks = new Float64Array(64);
   #flushScheduled = false;
   readonly #pool: StagingPool;
-  /** The records of the append() in progress (reused: no allocation per call). */
-  #types: number[] = [];
-  #payloads: Uint8Array[] = [];
   /** Room after the frames: a direct-mode PAD frame is written there, in place. */
   readonly #slack: number;
 
@@ -371,25 +335,28 @@ class NativeSegmentFile implements SegmentFile {
   append(records: readonly RecordInput[], sync: boolean): Promise<AppendResult> {
     if (this.#failure !== null) return Promise.reject(new SegmentFailedError(this.path, this.#failure));
     if (this.#closing !== null) return Promise.reject(closedError(this.path));
-    const types = this.#types;
-    const payloads = this.#payloads;
+    if (!Array.isArray(records)) {
+      return Promise.reject(new TypeError('append(records: RecordInput[], sync: boolean)'));
+    }
     let bytes: number;
     try {
-      bytes = takeRecords(records, types, payloads);
+      // Validates every record as the js backend does (TypeError/RangeError for bad input).
+      bytes = framesByteLength(records);
       if (this.#staging !== null && this.#stagingSize + bytes + this.#slack > this.#staging.native.bytes.length) {
         this.#flush();
       }
       this.#staging ??= this.#pool.take(bytes + this.#slack);
     } catch (error) {
-      payloads.length = 0;
       return Promise.reject(error);
     }
     const staging = this.#staging;
     let at = this.#stagingSize;
     const bytesView = staging.native.bytes;
     // The crc fields stay zero: the writer thread seals them, chained, when it writes.
-    for (let i = 0; i < payloads.length; i++) at = layOutFrame(bytesView, at, types[i]!, payloads[i]!);
-    payloads.length = 0; // do not keep the caller's buffers alive
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      at = layOutFrame(bytesView, at, record.type, record.payload);
+    }
     this.#stagingSize = at;
     this.#stagingSync ||= Boolean(sync);
     const count = this.#stagingSettles.length;
