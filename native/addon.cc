@@ -359,18 +359,13 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
         failed = true;
         continue;
       }
-      if (batch->kind == Batch::Kind::kAppend) marks += batch->marks.empty() ? 1 : batch->marks.size();
+      if (batch->kind == Batch::Kind::kAppend) marks += batch->mark_results.size();
     }
     Napi::Float64Array results = Napi::Float64Array::New(env, failed ? 0 : marks * 2);
     if (!failed) {
       double* out = results.Data();
       for (auto& batch : *group) {
         if (batch->kind != Batch::Kind::kAppend) continue;
-        if (batch->marks.empty()) {
-          *out++ = static_cast<double>(batch->end_offset);
-          *out++ = batch->last_crc;
-          continue;
-        }
         for (const auto& mark : batch->mark_results) {
           *out++ = static_cast<double>(mark.first);
           *out++ = mark.second;
