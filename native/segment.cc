@@ -177,11 +177,9 @@ Segment::~Segment() {
   FrameBuffer::release_huge(std::move(copy_buffer_));
 }
 
-void Segment::start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit,
-                    int64_t poll_ns) {
+void Segment::start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit) {
   complete_ = std::move(complete);
   on_exit_ = std::move(on_exit);
-  poll_ns_ = poll_ns;
   thread_ = std::thread([this] { run(); });
 }
 
@@ -224,10 +222,10 @@ SegmentStats Segment::stats() const {
 }
 
 void Segment::poll_for_work(uint64_t taken) {
-  if (poll_ns_ <= 0 || submitted_.load(std::memory_order_acquire) != taken) return;
+  if (submitted_.load(std::memory_order_acquire) != taken) return;
   // sched_yield, not a pause loop: a pause loop holds the CPU the woken JS thread is often
   // queued on (and under KVM, pause-loop exits deschedule the spinning vCPU anyway).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(poll_ns_);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kDefaultPollNs);
   for (;;) {
     sched_yield();
     if (submitted_.load(std::memory_order_acquire) != taken) return;

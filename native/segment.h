@@ -105,9 +105,8 @@ class Segment {
 
   // Starts the writer thread. `complete` is called on the writer thread with every processed
   // group in order; `on_exit` once, as the thread's last action. After a group the writer
-  // polls for the next batch for up to `poll_ns` before sleeping (0: sleeps at once).
-  void start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit,
-             int64_t poll_ns = kDefaultPollNs);
+  // polls for the next batch for up to kDefaultPollNs before sleeping.
+  void start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit);
   // A single producer's next append typically arrives 10-30 us after its completion was handed
   // over; past this the writer sleeps and the next submit wakes it.
   static constexpr int64_t kDefaultPollNs = 50 * 1000;
@@ -133,7 +132,7 @@ class Segment {
  private:
   Segment() = default;
   void run();
-  // Waits (bounded by poll_ns_) until a batch was submitted after the `taken`-th one, yielding
+  // Waits (bounded by kDefaultPollNs) until a batch was submitted after the `taken`-th one, yielding
   // the CPU on every check: the JS thread is often woken onto this thread's CPU, and must run
   // there to submit anything.
   void poll_for_work(uint64_t taken);
@@ -162,7 +161,6 @@ class Segment {
   std::deque<std::unique_ptr<Batch>> queue_;
   // Batches submitted so far: written under mutex_, read without it while the writer polls.
   std::atomic<uint64_t> submitted_{0};
-  int64_t poll_ns_ = 0;
   bool abort_ = false;
   bool hold_ = false;
   std::thread thread_;
