@@ -202,17 +202,12 @@ interface Settle<T> {
   reject(error: unknown): void;
 }
 
-/** A frame buffer JS lays frames out in. */
-interface StagingBuffer {
-  native: NativeFrameBuffer;
-}
-
 /** What one queued native batch will settle. */
 interface QueuedBatch {
   kind: 'append' | 'sync' | 'close';
   /** append: one per mark (append() call merged into the batch); sync/close: one. */
   settles: Settle<AppendResult>[] | Settle<void>[];
-  staging: StagingBuffer | null;
+  staging: NativeFrameBuffer | null;
 }
 
 /** Room a direct-mode PAD frame may take after the frames (it is written in place; a block
@@ -230,43 +225,38 @@ const STAGING_POOL_BYTES_MAX = 32 * 1024 * 1024;
  * Direct mode uses huge-page buffers, the other modes small-page ones: two pools.
  */
 class StagingPool {
-  readonly #free: StagingBuffer[] = [];
+  readonly #free: NativeFrameBuffer[] = [];
   #bytes = 0;
 
-  constructor(
-    private readonly huge: boolean,
-    private readonly allocate: (bytes: number, huge: boolean) => NativeFrameBuffer,
-  ) {}
+  constructor(private readonly allocate: (bytes: number) => NativeFrameBuffer) {}
 
   /** The smallest free buffer of at least `bytes`, or a new one. */
-  take(bytes: number): StagingBuffer {
+  take(bytes: number): NativeFrameBuffer {
     let best = -1;
     for (let i = 0; i < this.#free.length; i++) {
-      const length = this.#free[i]!.native.bytes.length;
-      if (length >= bytes && (best === -1 || length < this.#free[best]!.native.bytes.length)) best = i;
+      const length = this.#free[i]!.bytes.length;
+      if (length >= bytes && (best === -1 || length < this.#free[best]!.bytes.length)) best = i;
     }
     if (best !== -1) {
       const staging = this.#free.splice(best, 1)[0]!;
-      this.#bytes -= staging.native.bytes.length;
+      this.#bytes -= staging.bytes.length;
       return staging;
     }
-    const size = Math.max(STAGING_MIN_BYTES, Math.ceil(bytes / STAGING_MIN_BYTES) * STAGING_MIN_BYTES);
-    const native = this.allocate(size, this.huge);
-    return { native };
+    return this.allocate(Math.max(STAGING_MIN_BYTES, Math.ceil(bytes / STAGING_MIN_BYTES) * STAGING_MIN_BYTES));
   }
 
   /** Back for reuse (once its batch completed). When full, the smallest ones make room. */
-  give(staging: StagingBuffer): void {
-    const length = staging.native.bytes.length;
+  give(staging: NativeFrameBuffer): void {
+    const length = staging.bytes.length;
     if (length > STAGING_POOL_BYTES_MAX) return;
     this.#free.push(staging);
     this.#bytes += length;
     while (this.#free.length > STAGING_POOL_MAX || this.#bytes > STAGING_POOL_BYTES_MAX) {
       let smallest = 0;
       for (let i = 1; i < this.#free.length; i++) {
-        if (this.#free[i]!.native.bytes.length < this.#free[smallest]!.native.bytes.length) smallest = i;
+        if (this.#free[i]!.bytes.length < this.#free[smallest]!.bytes.length) smallest = i;
       }
-      this.#bytes -= this.#free[smallest]!.native.bytes.length;
+      this.#bytes -= this.#free[smallest]!.bytes.length;
       this.#free.splice(smallest, 1);
     }
   }
@@ -276,9 +266,9 @@ let stagingPools: { small: StagingPool; huge: StagingPool } | null = null;
 
 function stagingPool(addon: NativeAddon, mode: WalMode): StagingPool {
   stagingPools ??= {
-    small: new StagingPool(false, (bytes, huge) => addon.allocateFrameBuffer(bytes, huge)),
+    small: new StagingPool((bytes) => addon.allocateFrameBuffer(bytes, false)),
     // Direct writes go straight from this memory: huge pages make them ~3x faster at 1 MiB.
-    huge: new StagingPool(true, (bytes, huge) => addon.allocateFrameBuffer(bytes, huge)),
+    huge: new StagingPool((bytes) => addon.allocateFrameBuffer(bytes, true)),
   };
   return mode === 'direct' ? stagingPools.huge : stagingPools.small;
 }
@@ -305,7 +295,7 @@ class NativeSegmentFile implements SegmentFile {
   #queue: QueuedBatch[] = [];
   #queueHead = 0;
   /** The batch being filled this tick. */
-  #staging: StagingBuffer | null = null;
+  #staging: NativeFrameBuffer | null = null;
   #stagingSize = 0;
   #stagingSync = false;
   #stagingSettles: Settle<AppendResult>[] = [];
@@ -342,7 +332,7 @@ class NativeSegmentFile implements SegmentFile {
     try {
       // Validates every record as the js backend does (TypeError/RangeError for bad input).
       bytes = framesByteLength(records);
-      if (this.#staging !== null && this.#stagingSize + bytes + this.#slack > this.#staging.native.bytes.length) {
+      if (this.#staging !== null && this.#stagingSize + bytes + this.#slack > this.#staging.bytes.length) {
         this.#flush();
       }
       this.#staging ??= this.#pool.take(bytes + this.#slack);
@@ -351,7 +341,7 @@ class NativeSegmentFile implements SegmentFile {
     }
     const staging = this.#staging;
     let at = this.#stagingSize;
-    const bytesView = staging.native.bytes;
+    const bytesView = staging.bytes;
     // The crc fields stay zero: the writer thread seals them, chained, when it writes.
     for (let i = 0; i < records.length; i++) {
       const record = records[i]!;
@@ -417,7 +407,7 @@ class NativeSegmentFile implements SegmentFile {
       return;
     }
     try {
-      this.handle.append(staging.native.handle, size, this.#marks, settles.length, sync);
+      this.handle.append(staging.handle, size, this.#marks, settles.length, sync);
     } catch (error) {
       // Only a bug in the framing above gets here: fail these appends, not the process.
       this.#pool.give(staging);
