@@ -89,13 +89,29 @@ std::unique_ptr<Segment> open_segment(const Segment::OpenRequest& req) {
   return seg;
 }
 
-ScanOutcome scan_path(const std::string& path, uint32_t prev_crc) {
+// Opens `req` and starts its writer, completing into `collector`; null when the open fails.
+// Declare the collector before the segment: it must outlive the writer thread.
+std::unique_ptr<Segment> start_segment(const Segment::OpenRequest& req, Collector& collector) {
+  std::unique_ptr<Segment> seg = open_segment(req);
+  if (seg) seg->start(collector.callback(), nullptr);
+  return seg;
+}
+
+// Reads the whole file into *out; false (and *out empty) when that fails.
+bool read_path(const std::string& path, std::vector<uint8_t>* out) {
   uint8_t* data = nullptr;
   uint64_t size = 0;
-  read_whole_file(path, &data, &size);
-  ScanOutcome o = scan_frames(data, size, prev_crc);
+  bool ok = read_whole_file(path, &data, &size).ok();
+  if (ok) out->assign(data, data + size);
+  else out->clear();
   std::free(data);
-  return o;
+  return ok;
+}
+
+ScanOutcome scan_path(const std::string& path, uint32_t prev_crc) {
+  std::vector<uint8_t> bytes;
+  read_path(path, &bytes);
+  return scan_frames(bytes.data(), bytes.size(), prev_crc);
 }
 
 }  // namespace
@@ -104,10 +120,9 @@ TEST("segment: group commit merges held batches into one write + one sync, resul
   std::string path = new_segment_file(1 << 20);
   Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
   req.salt = 1234;
-  std::unique_ptr<Segment> seg = open_segment(req);
-  CHECK(seg != nullptr);
   Collector collector;
-  seg->start(collector.callback(), nullptr);
+  std::unique_ptr<Segment> seg = start_segment(req, collector);
+  CHECK(seg != nullptr);
   seg->set_hold(true);
   seg->submit(append_batch({testutil::header_payload(1234, 0)}, kTypeSegmentHeader, true));
   std::vector<Batch*> submitted;
@@ -147,10 +162,9 @@ TEST("segment: unheld appends from a tight loop complete in order with their own
   std::string path = new_segment_file(4 << 20);
   Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
   req.salt = 99;
-  std::unique_ptr<Segment> seg = open_segment(req);
-  CHECK(seg != nullptr);
   Collector collector;
-  seg->start(collector.callback(), nullptr);
+  std::unique_ptr<Segment> seg = start_segment(req, collector);
+  CHECK(seg != nullptr);
   std::vector<Batch*> submitted;
   auto header = append_batch({testutil::header_payload(99, 0)}, kTypeSegmentHeader, true);
   submitted.push_back(header.get());
@@ -181,10 +195,9 @@ TEST("segment: unheld appends from a tight loop complete in order with their own
 TEST("segment: a failed fdatasync fails the segment; no retry, every later batch gets the first error") {
   std::string path = new_segment_file(1 << 16);
   Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
-  std::unique_ptr<Segment> seg = open_segment(req);
-  CHECK(seg != nullptr);
   Collector collector;
-  seg->start(collector.callback(), nullptr);
+  std::unique_ptr<Segment> seg = start_segment(req, collector);
+  CHECK(seg != nullptr);
   seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
   CHECK(collector.wait_for(1));
   CHECK(collector.batches[0]->error.ok());
@@ -213,10 +226,9 @@ TEST("segment: a failed fdatasync fails the segment; no retry, every later batch
 TEST("segment: a failed write fails the segment without a sync") {
   std::string path = new_segment_file(1 << 16);
   Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
-  std::unique_ptr<Segment> seg = open_segment(req);
-  CHECK(seg != nullptr);
   Collector collector;
-  seg->start(collector.callback(), nullptr);
+  std::unique_ptr<Segment> seg = start_segment(req, collector);
+  CHECK(seg != nullptr);
   seg->set_fault(Segment::FaultOp::kWrite, ENOSPC);
   seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
   seg->submit(close_batch());
@@ -238,13 +250,12 @@ TEST("segment: direct mode pads every write to the block size with a PAD frame")
   }
   Segment::OpenRequest req = open_request(path, WalModeOption::kDirect);
   req.salt = 4242;
-  std::unique_ptr<Segment> seg = open_segment(req);
+  Collector collector;
+  std::unique_ptr<Segment> seg = start_segment(req, collector);
   CHECK(seg != nullptr);
   CHECK(seg->mode() == WalMode::kDirect);
   uint32_t block = seg->block_size();
   CHECK(block >= 4096 && block % 512 == 0);
-  Collector collector;
-  seg->start(collector.callback(), nullptr);
   seg->submit(append_batch({testutil::header_payload(4242, 0, block)}, kTypeSegmentHeader, true));
   size_t submitted = 1;
   CHECK(collector.wait_for(1));  // not merged with the next batch: one PAD per batch below
@@ -290,10 +301,9 @@ TEST("segment: direct mode continues a segment whose end is not block aligned") 
   req.offset = bytes.size();
   req.prev_crc = crc;
   req.salt = 8;
-  std::unique_ptr<Segment> seg = open_segment(req);
-  CHECK(seg != nullptr);
   Collector collector;
-  seg->start(collector.callback(), nullptr);
+  std::unique_ptr<Segment> seg = start_segment(req, collector);
+  CHECK(seg != nullptr);
   seg->submit(append_batch({testutil::payload_of(50, 1)}, 3, true));
   seg->submit(close_batch());
   CHECK(collector.wait_for(2));
@@ -308,10 +318,9 @@ TEST("segment: direct mode continues a segment whose end is not block aligned") 
 TEST("segment: destroying a segment that was never closed stops its writer (no hang, no leak)") {
   std::string path = new_segment_file(1 << 16);
   Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
-  std::unique_ptr<Segment> seg = open_segment(req);
-  CHECK(seg != nullptr);
   Collector collector;
-  seg->start(collector.callback(), nullptr);
+  std::unique_ptr<Segment> seg = start_segment(req, collector);
+  CHECK(seg != nullptr);
   seg->set_hold(true);
   for (int i = 0; i < 5; i++) seg->submit(append_batch({testutil::payload_of(10, 1)}, 3, true));
   seg.reset();  // queued batches are dropped with it
@@ -323,10 +332,9 @@ TEST("segment: appends merged into one batch get their own end offset and crc (m
   for (WalModeOption mode : {WalModeOption::kBuffered, WalModeOption::kDirect}) {
     Segment::OpenRequest req = open_request(path, mode);
     req.salt = 77;
-    std::unique_ptr<Segment> seg = open_segment(req);
-    CHECK(seg != nullptr);
     Collector collector;
-    seg->start(collector.callback(), nullptr);
+    std::unique_ptr<Segment> seg = start_segment(req, collector);
+    CHECK(seg != nullptr);
     // Header, two records, an empty append, one more record: marks after the header, after the
     // second record, again there (empty append), and at the end.
     std::vector<std::vector<uint8_t>> payloads = {testutil::header_payload(77, 0, seg->block_size()),
@@ -373,10 +381,9 @@ TEST("segment: direct mode writes the same bytes from the frame buffer or throug
     std::string path = new_segment_file(1 << 20);
     Segment::OpenRequest req = open_request(path, WalModeOption::kDirect);
     req.salt = 5;
-    std::unique_ptr<Segment> seg = open_segment(req);
-    CHECK(seg != nullptr);
     Collector collector;
-    seg->start(collector.callback(), nullptr);
+    std::unique_ptr<Segment> seg = start_segment(req, collector);
+    CHECK(seg != nullptr);
     seg->submit(append_batch({testutil::header_payload(5, 0, seg->block_size())}, kTypeSegmentHeader, true, slack));
     CHECK(collector.wait_for(1));
     for (int i = 0; i < 6; i++) {
@@ -387,11 +394,9 @@ TEST("segment: direct mode writes the same bytes from the frame buffer or throug
     seg->submit(close_batch());
     CHECK(collector.wait_for(8));
     seg->join();
-    uint8_t* data = nullptr;
-    uint64_t size = 0;
-    CHECK(read_whole_file(path, &data, &size).ok());
-    files.emplace_back(data, data + size);
-    std::free(data);
+    std::vector<uint8_t> file;
+    CHECK(read_path(path, &file));
+    files.push_back(std::move(file));
     CHECK_EQ(scan_path(path, 0).frames.size(), size_t{14});  // header + 6 entries, each batch padded
     ::unlink(path.c_str());
   }
@@ -401,10 +406,9 @@ TEST("segment: direct mode writes the same bytes from the frame buffer or throug
 TEST("segment: frames that no longer add up when written fail the segment; nothing is written") {
   std::string path = new_segment_file(1 << 16);
   Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
-  std::unique_ptr<Segment> seg = open_segment(req);
-  CHECK(seg != nullptr);
   Collector collector;
-  seg->start(collector.callback(), nullptr);
+  std::unique_ptr<Segment> seg = start_segment(req, collector);
+  CHECK(seg != nullptr);
   seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
   CHECK(collector.wait_for(1));
   SegmentStats before = seg->stats();
