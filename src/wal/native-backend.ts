@@ -202,13 +202,12 @@ interface Settle<T> {
   reject(error: unknown): void;
 }
 
-/** What one queued native batch will settle. */
-interface QueuedBatch {
-  kind: 'append' | 'sync' | 'close';
-  /** append: one per mark (append() call merged into the batch); sync/close: one. */
-  settles: Settle<AppendResult>[] | Settle<void>[];
-  staging: NativeFrameBuffer | null;
-}
+/** What one queued native batch will settle. An append batch has one settle per mark (append()
+ * call merged into it) and gives its staging buffer back to the pool when it completes. */
+type QueuedBatch =
+  | { kind: 'append'; settles: Settle<AppendResult>[]; staging: NativeFrameBuffer }
+  | { kind: 'sync'; settle: Settle<void> }
+  | { kind: 'close'; settle: Settle<void> };
 
 /** Room a direct-mode PAD frame may take after the frames (it is written in place; a block
  * size beyond this makes the writer copy instead). */
@@ -375,7 +374,7 @@ class NativeSegmentFile implements SegmentFile {
     this.#flush();
     return new Promise<void>((resolve, reject) => {
       this.handle.sync();
-      this.#queue.push({ kind: 'sync', settles: [{ resolve, reject }], staging: null });
+      this.#queue.push({ kind: 'sync', settle: { resolve, reject } });
     });
   }
 
@@ -384,7 +383,7 @@ class NativeSegmentFile implements SegmentFile {
     this.#flush();
     this.#closing = new Promise<void>((resolve, reject) => {
       this.handle.close();
-      this.#queue.push({ kind: 'close', settles: [{ resolve, reject }], staging: null });
+      this.#queue.push({ kind: 'close', settle: { resolve, reject } });
     });
     return this.#closing;
   }
@@ -424,24 +423,20 @@ class NativeSegmentFile implements SegmentFile {
       const batch = this.#queue[this.#queueHead];
       if (batch === undefined) throw new Error(`${this.path}: native completion without a queued batch`);
       this.#queue[this.#queueHead++] = undefined as unknown as QueuedBatch;
-      if (batch.staging !== null) this.#pool.give(batch.staging);
+      if (batch.kind === 'append') this.#pool.give(batch.staging);
       if (batch.kind === 'close') {
-        const settle = batch.settles[0] as Settle<void>;
-        if (closeError === null || closeError === undefined) settle.resolve();
-        else settle.reject(closeError);
-        continue;
-      }
-      if (failure !== null) {
-        for (const settle of batch.settles) settle.reject(new SegmentFailedError(this.path, this.#failure!));
-        continue;
-      }
-      if (batch.kind === 'sync') {
-        (batch.settles[0] as Settle<void>).resolve();
-        continue;
-      }
-      for (const settle of batch.settles as Settle<AppendResult>[]) {
-        settle.resolve({ endOffset: results[r]!, lastCrc: results[r + 1]! });
-        r += 2;
+        if (closeError === null || closeError === undefined) batch.settle.resolve();
+        else batch.settle.reject(closeError);
+      } else if (failure !== null) {
+        if (batch.kind === 'sync') batch.settle.reject(new SegmentFailedError(this.path, this.#failure!));
+        else for (const settle of batch.settles) settle.reject(new SegmentFailedError(this.path, this.#failure!));
+      } else if (batch.kind === 'sync') {
+        batch.settle.resolve();
+      } else {
+        for (const settle of batch.settles) {
+          settle.resolve({ endOffset: results[r]!, lastCrc: results[r + 1]! });
+          r += 2;
+        }
       }
     }
     if (this.#queueHead === this.#queue.length) {
