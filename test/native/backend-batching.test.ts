@@ -27,9 +27,7 @@ import {
 import { encodeFrames, encodeSegmentHeader, frameBytes, scanBuffer } from '../../src/wal/frame.js';
 import { createJsBackend } from '../../src/wal/js-backend.js';
 import { loadNativeBackend, nativeSegmentTestHooks } from '../../src/wal/native-backend.js';
-import { makeRandom, randomInt } from '../wal/fixtures/backends.js';
-
-const SEED = Number(process.env.RAFTKV_TEST_SEED ?? Date.now() % 1_000_000_007);
+import { SEED, makeRandom, randomInt, tempRoot } from '../wal/fixtures/backends.js';
 
 /** Bigger than anything the frame-buffer pool keeps (32 MiB), under RECORD_BYTES_MAX (64 MiB). */
 const UNPOOLED_RECORD_BYTES = 33 * 1024 * 1024 + 5;
@@ -134,7 +132,7 @@ describe(`native backend: append batching and frame-buffer pool (files on ${TMP_
   let opened: SegmentFile[] = [];
 
   beforeEach(function () {
-    dir = fs.mkdtempSync(path.join(TMP, 'raftkv-batching-'));
+    dir = tempRoot('batching');
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') console.log(`      seed: RAFTKV_TEST_SEED=${SEED}`);

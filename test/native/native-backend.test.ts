@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
   RecordType,
@@ -25,10 +24,7 @@ import {
   nativeSegmentTestHooks,
   rawWriteSyncLoop,
 } from '../../src/wal/native-backend.js';
-import { makeRandom } from '../wal/fixtures/backends.js';
-
-const SEED = Number(process.env.RAFTKV_TEST_SEED ?? Date.now() % 1_000_000_007);
-
+import { SEED, makeRandom, tempRoot } from '../wal/fixtures/backends.js';
 
 function payload(length: number, fill: number): Uint8Array {
   const bytes = new Uint8Array(length);
@@ -501,7 +497,7 @@ describe('WAL backend selection (src/wal/select-backend.ts)', function () {
 
   it('falls back to js with one stderr line when the addon cannot load; forced native then throws', function () {
     // A package copy without any binary: src/ and package.json only, node_modules linked.
-    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'raftkv-nobinary-'));
+    const copy = tempRoot('nobinary');
     try {
       fs.cpSync(path.join(process.cwd(), 'src'), path.join(copy, 'src'), { recursive: true });
       fs.copyFileSync(path.join(process.cwd(), 'package.json'), path.join(copy, 'package.json'));

@@ -6,11 +6,11 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tempRoot } from '../wal/fixtures/backends.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, 'fixtures', 'exit-open.ts');
@@ -21,7 +21,7 @@ describe('native segments at process exit', function () {
   for (const mode of ['buffered', 'direct'] as const) {
     for (const how of ['return', 'exit'] as const) {
       it(`${mode}: ${how === 'exit' ? 'process.exit()' : 'the event loop running empty'} with open segments exits cleanly`, function () {
-        const dir = mkdtempSync(path.join(os.tmpdir(), 'raftkv-exit-'));
+        const dir = tempRoot('exit');
         try {
           const r = spawnSync(process.execPath, ['--import', tsx, fixture, dir, mode, how], { encoding: 'utf8' });
           assert.equal(r.signal, null, `killed by ${r.signal}; stderr: ${r.stderr}`);
