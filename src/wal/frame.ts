@@ -93,6 +93,8 @@ function readU32(source: Uint8Array, offset: number): number {
 }
 
 function checkRecord(record: RecordInput, index: number): void {
+  // Records come from callers (and from JS without types): a clear error, not a property crash.
+  if (typeof record !== 'object' || record === null) throw new TypeError(`record ${index} must be an object`);
   if (!isRecordType(record.type)) {
     throw new RangeError(`record ${index}: unknown WAL record type ${String(record.type)}`);
   }
