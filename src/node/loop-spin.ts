@@ -13,16 +13,7 @@
  * (the loop had work since the last turn) does not give the CPU away. Without the native
  * addon there is no sched_yield and no spinning. One spinner per process (one event loop);
  * the window is the largest any caller asked for.
- *
- * Spinning pays only when the next input comes within the window; when inputs are further
- * apart (a follower of an idle cluster hears a heartbeat every 100 ms) every window is pure
- * cost. So the spinner parks after PARK_AFTER_MISSES windows in a row ran out with no new pass,
- * and unparks as soon as a pass comes within one window of the previous one (measured whether
- * parked or not, so it notices when load returns). Idle nodes: 3.3 → 2.3–2.6 % of a core each.
  */
-
-/** Windows in a row that end with no new pass before the spinner parks. */
-export const PARK_AFTER_MISSES = 3;
 
 export interface LoopSpinClock {
   now(): number; // milliseconds
@@ -36,13 +27,8 @@ export class LoopSpinner {
   private spinning = false;
   /** Pokes since the last turn: the loop had work, so that turn does not give the CPU away. */
   private pokedSinceTurn = false;
-  /** Windows in a row that ran out with no poke inside them. */
-  private misses = 0;
-  private lastPokeAt = Number.NEGATIVE_INFINITY;
   /** Loop turns spent spinning (for tests and stats). */
   turns = 0;
-  /** Pokes that started no spin because the spinner was parked (for tests and stats). */
-  parkedPokes = 0;
 
   constructor(
     private readonly yieldCpu: (() => void) | null,
@@ -52,17 +38,7 @@ export class LoopSpinner {
   /** Keep the loop turning for at least `windowUs` from now (0 or no yield: nothing). */
   poke(windowUs: number): void {
     if (windowUs <= 0 || this.yieldCpu === null) return;
-    const now = this.clock.now();
-    const windowMs = windowUs / 1000;
-    // Work inside a running window, or (parked) within one window of the last pass: spinning
-    // would catch, or did catch, this input without a wake-up.
-    if (this.spinning || now - this.lastPokeAt <= windowMs) this.misses = 0;
-    this.lastPokeAt = now;
-    if (this.misses >= PARK_AFTER_MISSES) {
-      this.parkedPokes++;
-      return;
-    }
-    const until = now + windowMs;
+    const until = this.clock.now() + windowUs / 1000;
     if (until > this.until) this.until = until;
     this.pokedSinceTurn = true;
     if (!this.spinning) {
@@ -78,7 +54,6 @@ export class LoopSpinner {
   private readonly turn = (): void => {
     if (this.clock.now() >= this.until) {
       this.spinning = false;
-      this.misses++; // no pass came within the window since it was last extended
       return;
     }
     this.turns++;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { LoopSpinner, PARK_AFTER_MISSES, type LoopSpinClock } from '../../src/node/loop-spin.js';
+import { LoopSpinner, type LoopSpinClock } from '../../src/node/loop-spin.js';
 import { nativeSchedYield } from '../../src/wal/native-backend.js';
 
 /** A clock whose time moves only when told, and a queue of scheduled turns run by hand. */
@@ -61,59 +61,6 @@ describe('LoopSpinner', function () {
     while (loop.turn(0.1)) {}
     assert.ok(loop.t >= 1.5 && loop.t < 1.7, `stopped at ${loop.t}`);
     assert.equal(loop.queue.length, 0, 'one chain of turns, not one per poke');
-  });
-
-  it('parks after windows in a row that run out with no new pass, and unparks when passes come within a window again', function () {
-    const loop = new ManualLoop();
-    const spinner = new LoopSpinner(() => {}, loop);
-    const drain = (): void => {
-      while (loop.turn(0.1)) {}
-    };
-    // Inputs 3 ms apart with a 1 ms window (a follower under one serial writer): each window
-    // runs out unused.
-    for (let i = 0; i < PARK_AFTER_MISSES; i++) {
-      spinner.poke(1000);
-      assert.equal(spinner.active, true, `window ${i} spins`);
-      drain();
-      loop.t += 3;
-    }
-    const turns = spinner.turns;
-    spinner.poke(1000);
-    assert.equal(spinner.active, false, 'parked');
-    assert.equal(loop.queue.length, 0);
-    assert.equal(spinner.parkedPokes, 1);
-    loop.t += 3;
-    spinner.poke(1000);
-    assert.equal(spinner.active, false, 'still parked: the input came 3 ms after the last one');
-    // Load returns: the next input comes 0.4 ms after the last one, within a window.
-    loop.t += 0.4;
-    spinner.poke(1000);
-    assert.equal(spinner.active, true, 'unparked');
-    drain();
-    assert.ok(spinner.turns > turns);
-    assert.equal(spinner.parkedPokes, 2);
-  });
-
-  it('a pass inside every window (a serial reader) keeps it spinning', function () {
-    const loop = new ManualLoop();
-    const spinner = new LoopSpinner(() => {}, loop);
-    spinner.poke(1000);
-    for (let i = 0; i < 50; i++) {
-      loop.turn(0.1);
-      loop.turn(0.1);
-      spinner.poke(1000); // the next request, 0.2 ms later
-      assert.equal(spinner.active, true);
-    }
-    // Between bursts the window runs out once per burst: never PARK_AFTER_MISSES in a row.
-    for (let burst = 0; burst < 10; burst++) {
-      while (loop.turn(0.1)) {}
-      loop.t += 50;
-      spinner.poke(1000);
-      loop.turn(0.1);
-      spinner.poke(1000);
-      assert.equal(spinner.active, true, `burst ${burst}`);
-    }
-    assert.equal(spinner.parkedPokes, 0);
   });
 
   it('never spins with a zero window or without sched_yield', function () {
