@@ -32,6 +32,9 @@ const CAMPAIGN_TRANSFER = new Uint8Array(
   Array.from('CampaignTransfer', (c) => c.charCodeAt(0)),
 );
 
+/** Read rounds in a row an unasked voter must complete to become the preferred reader. */
+const READ_RESCUES_TO_SWITCH = 2;
+
 function isCampaignTransfer(ctx: Uint8Array): boolean {
   if (ctx.length !== CAMPAIGN_TRANSFER.length) return false;
   for (let i = 0; i < ctx.length; i++) if (ctx[i] !== CAMPAIGN_TRANSFER[i]) return false;
@@ -116,6 +119,10 @@ export class Raft {
   pendingReadIndexMessages: Message[] = [];
   /** Last sequence number handed out to Progress.readAckSeq. */
   private readAckCounter = 0;
+  /** Voters the newest read round asked (heartbeatReadQuorum); null: everyone was asked. */
+  private readAsked: ReadonlySet<NodeId> | null = null;
+  /** Read rounds in a row completed by a voter that was not asked (see notePreferredReader). */
+  private readRescues = 0;
 
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
@@ -411,6 +418,8 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.readOnly = new ReadOnly(this.readOnly.option);
+    this.readAsked = null;
+    this.readRescues = 0;
     this.pendingReadIndexMessages = [];
   }
 
@@ -934,9 +943,9 @@ export class Raft {
         if (m.context.length === 0 || this.readOnly.pendingCount() === 0) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
         if (acks === null) return;
-        // It answered a round still pending: ask it first next time (see heartbeatReadQuorum).
-        pr.readAckSeq = ++this.readAckCounter;
-        if (this.trk.voteResultOf(acks) !== 'won') return;
+        const completed = this.trk.voteResultOf(acks) === 'won';
+        this.notePreferredReader(pr, m.from, completed);
+        if (!completed) return;
         for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
         return;
       }
@@ -1322,8 +1331,12 @@ export class Raft {
     // reads fall back to this while the lease is not held).
     this.readOnly.addRequest(this.raftLog.committed, m);
     this.readOnly.recvAck(this.id, m.context);
-    if (this.readIndexFanout === 'all') this.bcastHeartbeatWithContext(m.context);
-    else this.heartbeatReadQuorum(m.context);
+    if (this.readIndexFanout === 'all') {
+      this.readAsked = null;
+      this.bcastHeartbeatWithContext(m.context);
+    } else {
+      this.heartbeatReadQuorum(m.context);
+    }
   }
 
   /**
@@ -1332,7 +1345,8 @@ export class Raft {
    * halves the messages per read (3 nodes), and each one costs the leader a socket write and a
    * wake-up of the peer. If a chosen voter does not answer, the next heartbeat broadcast
    * (bcastHeartbeat) carries the newest pending context to every member, and any quorum of
-   * acks for it completes this read too; whoever answered then is asked first from then on.
+   * acks for it completes this read too; a voter that completes two rounds in a row that way
+   * is asked first from then on (notePreferredReader).
    * The choice is deliberately sticky: a follower asked every time stays warm (measured on a
    * 2-core VM: also ranking by recentActive, which CheckQuorum resets every election timeout,
    * or asking everyone every 8th round, spread reads over both followers and cost 20-50 % of
@@ -1342,12 +1356,34 @@ export class Raft {
     const seq = (id: NodeId): number => this.trk.progress.get(id)!.readAckSeq;
     const candidates = this.trk.voters.filter((id) => id !== this.id).sort((a, b) => seq(b) - seq(a) || a - b);
     const wouldAck = new Map<NodeId, boolean>([[this.id, true]]);
+    const asked = new Set<NodeId>();
     for (const id of candidates) {
-      if (this.trk.voteResultOf(wouldAck) === 'won') return;
+      if (this.trk.voteResultOf(wouldAck) === 'won') break;
       wouldAck.set(id, true);
+      asked.add(id);
       this.sendHeartbeat(id, ctx);
     }
     assert(this.trk.voteResultOf(wouldAck) === 'won', 'every voter acking must make a quorum');
+    this.readAsked = asked;
+  }
+
+  /**
+   * An ack for a pending read round: keeps the voters the rounds ask preferred while they
+   * answer. A voter that was not asked (the heartbeat broadcast reached it) earns the
+   * preference only when it completes READ_RESCUES_TO_SWITCH rounds in a row that the asked
+   * voters did not: a down follower is replaced after two slow reads, but one late answer
+   * (a descheduled process) no longer moves the reads to a cold follower. On a 2-core VM,
+   * such flips spread serial reads over both followers and cost 20-50 % of their throughput.
+   */
+  private notePreferredReader(pr: Progress, from: NodeId, completed: boolean): void {
+    if (this.readAsked === null || this.readAsked.has(from)) {
+      pr.readAckSeq = ++this.readAckCounter;
+      this.readRescues = 0;
+      return;
+    }
+    if (!completed || ++this.readRescues < READ_RESCUES_TO_SWITCH) return;
+    this.readRescues = 0;
+    pr.readAckSeq = ++this.readAckCounter;
   }
 
   private respondToReadIndex(req: Message, index: number): void {

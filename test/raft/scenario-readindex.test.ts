@@ -87,29 +87,66 @@ describe('ReadIndex', function () {
     assert.equal(lead.readStates.length, 1, 'leader + 2 of 5 is a quorum');
   });
 
-  it('safe, fanout quorum: an unanswered round is completed by the next heartbeat broadcast, and the voter that answered is asked first from then on', function () {
+  it('safe, fanout quorum: an unanswered round is completed by the next heartbeat broadcast; two such rounds in a row move the preference', function () {
     const c = new Cluster([1, 2, 3], { electionTick: ELECTION, heartbeatTick: 1 });
     c.elect(1);
     c.propose(1, 'a');
     const lead = c.get(1);
     const commit = lead.status.commit;
     const heal = c.isolate(2); // node 2 is asked first (lower id) but never answers
-    let mark = c.sent.length;
-    lead.node.readIndex(bytes('r1'));
-    c.stabilize();
-    assert.deepEqual(
-      c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat).map((m) => [m.to, text(m.context)]),
-      [[2, 'r1']],
-    );
+    const roundTargets = (ctx: string): Array<[NodeId, string]> => {
+      const mark = c.sent.length;
+      lead.node.readIndex(bytes(ctx));
+      c.stabilize();
+      return c.sent.slice(mark).filter((m) => m.type === MessageType.Heartbeat).map((m) => [m.to, text(m.context)]);
+    };
+    assert.deepEqual(roundTargets('r1'), [[2, 'r1']]);
     assert.deepEqual(reads(lead), [], 'node 2 is cut off: no quorum yet');
     c.tick(1, [1]); // heartbeat broadcast carrying the newest pending context
     c.stabilize();
     assert.deepEqual(reads(lead), [[commit, 'r1']], 'node 3 acked the broadcast');
+    assert.deepEqual(roundTargets('r2'), [[2, 'r2']], 'one rescue does not move the preference');
+    c.tick(1, [1]);
+    c.stabilize();
+    assert.deepEqual(reads(lead).map((r) => r[1]), ['r1', 'r2'], 'node 3 rescued r2 too');
     heal();
-    mark = c.sent.length;
-    lead.node.readIndex(bytes('r2'));
-    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
-    assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[3, 'r2']], 'node 3 answered the last read round');
+    assert.deepEqual(roundTargets('r3'), [[3, 'r3']], 'two rescues in a row: node 3 is asked first');
+    assert.deepEqual(reads(lead).map((r) => r[1]), ['r1', 'r2', 'r3']);
+  });
+
+  it('safe, fanout quorum: one late answer from the asked follower does not move reads to the other', function () {
+    const c = new Cluster([1, 2, 3], { electionTick: ELECTION, heartbeatTick: 1 });
+    c.elect(1);
+    c.propose(1, 'a');
+    const lead = c.get(1);
+    lead.drain();
+    /** Delivers one heartbeat and its answer; the leader's Ready (read states) is taken. */
+    const deliver = (beat: Message): void => {
+      const f = c.get(beat.to);
+      f.step(beat);
+      for (const m of f.drain()) lead.step(m);
+      lead.drain();
+    };
+    const asked = (ctx: string): Message[] => {
+      lead.node.readIndex(bytes(ctx));
+      return lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    };
+    const t1 = asked('t1');
+    assert.deepEqual(t1.map((m) => m.to), [2]);
+    lead.tick(1); // the broadcast carries t1 to both followers
+    const broadcast = lead.drain().filter((m) => m.type === MessageType.Heartbeat && text(m.context) === 't1');
+    deliver(broadcast.find((m) => m.to === 3)!); // node 3 answers first: it completes t1
+    assert.equal(lead.readStates.length, 1);
+    deliver(t1[0]!); // node 2's answer comes late
+    const t2 = asked('t2');
+    assert.deepEqual(t2.map((m) => m.to), [2], 'still node 2');
+    deliver(t2[0]!); // node 2 answers its round: the count of rescues starts over
+    assert.equal(lead.readStates.length, 2);
+    asked('t3'); // node 2 is asked and does not answer in time
+    lead.tick(1);
+    deliver(lead.drain().find((m) => m.type === MessageType.Heartbeat && m.to === 3 && text(m.context) === 't3')!);
+    assert.equal(lead.readStates.length, 3, 'node 3 rescued t3');
+    assert.deepEqual(asked('t4').map((m) => m.to), [2], 'rescues were not in a row: still node 2');
   });
 
   it('safe, fanout quorum: a late ack (its round already complete) does not move the preference', function () {
