@@ -119,8 +119,9 @@ export class Raft {
   pendingReadIndexMessages: Message[] = [];
   /** Last sequence number handed out to Progress.readAckSeq. */
   private readAckCounter = 0;
-  /** Voters the newest read round asked (heartbeatReadQuorum); null: everyone was asked. */
-  private readAsked: ReadonlySet<NodeId> | null = null;
+  /** Voters the newest read round asked, this leader included (heartbeatReadQuorum); null:
+   * everyone was asked. */
+  private readAsked: ReadonlyMap<NodeId, boolean> | null = null;
   /** Read rounds in a row completed by a voter that was not asked (see notePreferredReader). */
   private readRescues = 0;
 
@@ -1355,15 +1356,13 @@ export class Raft {
   private heartbeatReadQuorum(ctx: Uint8Array): void {
     const seq = (id: NodeId): number => this.trk.progress.get(id)!.readAckSeq;
     const candidates = this.trk.voters.filter((id) => id !== this.id).sort((a, b) => seq(b) - seq(a) || a - b);
-    const wouldAck = new Map<NodeId, boolean>([[this.id, true]]);
-    const asked = new Set<NodeId>();
+    const asked = new Map<NodeId, boolean>([[this.id, true]]);
     for (const id of candidates) {
-      if (this.trk.voteResultOf(wouldAck) === 'won') break;
-      wouldAck.set(id, true);
-      asked.add(id);
+      if (this.trk.voteResultOf(asked) === 'won') break;
+      asked.set(id, true);
       this.sendHeartbeat(id, ctx);
     }
-    assert(this.trk.voteResultOf(wouldAck) === 'won', 'every voter acking must make a quorum');
+    assert(this.trk.voteResultOf(asked) === 'won', 'every voter acking must make a quorum');
     this.readAsked = asked;
   }
 
