@@ -3,6 +3,7 @@
  * Parsing is pure: it returns a config or throws UsageError with a message meant for a human.
  */
 
+import { isReadIndexFanout, type ReadIndexFanout } from '../raft/config.js';
 import { isLogLevel, type LogLevel } from './logger.js';
 
 export class UsageError extends Error {
@@ -19,7 +20,7 @@ export interface KvServerConfig {
   join: boolean;
   dataDir: string;
   walMode: WalModeFlag;
-  readIndexFanout: 'quorum' | 'all';
+  readIndexFanout: ReadIndexFanout;
   idleSpinUs: number;
   snapshotCount: number;
   snapshotCatchUpEntries: number;
@@ -178,7 +179,7 @@ export function parseArgs(argv: readonly string[]): KvServerConfig | null {
     throw new UsageError(`--wal-mode must be auto, buffered, direct or dsync, got ${JSON.stringify(walMode)}`);
   }
   const readIndexFanout = values.get('read-index-fanout') ?? 'quorum';
-  if (readIndexFanout !== 'quorum' && readIndexFanout !== 'all') {
+  if (!isReadIndexFanout(readIndexFanout)) {
     throw new UsageError(`--read-index-fanout must be quorum or all, got ${JSON.stringify(readIndexFanout)}`);
   }
   const logLevel = values.get('log-level') ?? 'info';

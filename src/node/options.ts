@@ -3,7 +3,7 @@
  */
 
 import type { NodeId } from '../raft/types.js';
-import type { ReadIndexFanout } from '../raft/config.js';
+import { isReadIndexFanout, type ReadIndexFanout } from '../raft/config.js';
 import type { WalBackend } from '../wal/backend.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -233,7 +233,7 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
     throw new InvalidArgumentError(`option dirSync must be auto or strict, got ${String(dirSync)}`);
   }
   const readIndexFanout = o.readIndexFanout ?? 'quorum';
-  if (readIndexFanout !== 'quorum' && readIndexFanout !== 'all') {
+  if (!isReadIndexFanout(readIndexFanout)) {
     throw new InvalidArgumentError(`option readIndexFanout must be quorum or all, got ${String(readIndexFanout)}`);
   }
   const clusterId = o.clusterId ?? 'raftkv';

@@ -11,6 +11,11 @@ export type ReadOnlyOption = 'safe' | 'lease-based';
 /** Which voters a safe ReadIndex round asks at once; see RaftConfig.readIndexFanout. */
 export type ReadIndexFanout = 'quorum' | 'all';
 
+/** The one check of a ReadIndexFanout value, for every layer that accepts one. */
+export function isReadIndexFanout(value: unknown): value is ReadIndexFanout {
+  return value === 'quorum' || value === 'all';
+}
+
 export interface RaftConfig {
   /** This node's id: a positive safe integer. */
   id: NodeId;
@@ -148,7 +153,7 @@ export function validateConfig(c: RaftConfig): ValidatedConfig {
     throw new ConfigError("readOnlyOption 'lease-based' requires checkQuorum: true");
   }
   const readIndexFanout = c.readIndexFanout ?? 'quorum';
-  if (readIndexFanout !== 'quorum' && readIndexFanout !== 'all') {
+  if (!isReadIndexFanout(readIndexFanout)) {
     throw new ConfigError(`readIndexFanout must be 'quorum' or 'all', got ${String(readIndexFanout)}`);
   }
   const logger = c.logger ?? NOOP_LOGGER;
