@@ -11,6 +11,21 @@ import { Cluster, TestNode, bytes, reportSeedOnFailure, text, TEST_SEED } from '
 const ELECTION = 10;
 const reads = (tn: TestNode): Array<[number, string]> => tn.readStates.map((r) => [r.index, text(r.context)]);
 
+/** Starts a read on the leader; returns the heartbeats of its round (the leader's Ready is taken). */
+function startRead(lead: TestNode, ctx: string): Message[] {
+  lead.node.readIndex(bytes(ctx));
+  return lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+}
+
+/** Delivers one heartbeat to its follower and the answers back, then takes the leader's Ready
+ * (which records its read states). */
+function deliverBeat(c: Cluster, lead: TestNode, beat: Message): void {
+  const follower = c.get(beat.to);
+  follower.step(beat);
+  for (const m of follower.drain()) lead.step(m);
+  lead.drain();
+}
+
 describe('ReadIndex', function () {
   afterEach(reportSeedOnFailure);
 
@@ -60,13 +75,9 @@ describe('ReadIndex', function () {
     c.propose(1, 'a');
     const lead = c.get(1);
     const commit = lead.status.commit;
-    lead.node.readIndex(bytes('q1'));
-    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    const beats = startRead(lead, 'q1');
     assert.deepEqual(beats.map((m) => [m.to, text(m.context)]), [[2, 'q1']], 'ties go to the lower id');
-    const n2 = c.get(2);
-    n2.step(beats[0]!);
-    for (const m of n2.drain()) lead.step(m);
-    lead.drain();
+    deliverBeat(c, lead, beats[0]!);
     assert.deepEqual(reads(lead), [[commit, 'q1']]);
   });
 
@@ -74,16 +85,11 @@ describe('ReadIndex', function () {
     const c = new Cluster([1, 2, 3, 4, 5], { electionTick: ELECTION });
     c.elect(1);
     const lead = c.get(1);
-    lead.node.readIndex(bytes('q5'));
-    const beats = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    const beats = startRead(lead, 'q5');
     assert.deepEqual(beats.map((m) => m.to), [2, 3]);
-    c.get(2).step(beats[0]!);
-    for (const m of c.get(2).drain()) lead.step(m);
-    lead.drain();
+    deliverBeat(c, lead, beats[0]!);
     assert.deepEqual(reads(lead), [], 'leader + 1 of 5 is not a quorum');
-    c.get(3).step(beats[1]!);
-    for (const m of c.get(3).drain()) lead.step(m);
-    lead.drain();
+    deliverBeat(c, lead, beats[1]!);
     assert.equal(lead.readStates.length, 1, 'leader + 2 of 5 is a quorum');
   });
 
@@ -120,17 +126,8 @@ describe('ReadIndex', function () {
     c.propose(1, 'a');
     const lead = c.get(1);
     lead.drain();
-    /** Delivers one heartbeat and its answer; the leader's Ready (read states) is taken. */
-    const deliver = (beat: Message): void => {
-      const f = c.get(beat.to);
-      f.step(beat);
-      for (const m of f.drain()) lead.step(m);
-      lead.drain();
-    };
-    const asked = (ctx: string): Message[] => {
-      lead.node.readIndex(bytes(ctx));
-      return lead.drain().filter((m) => m.type === MessageType.Heartbeat);
-    };
+    const deliver = (beat: Message): void => deliverBeat(c, lead, beat);
+    const asked = (ctx: string): Message[] => startRead(lead, ctx);
     const t1 = asked('t1');
     assert.deepEqual(t1.map((m) => m.to), [2]);
     lead.tick(1); // the broadcast carries t1 to both followers
@@ -155,25 +152,15 @@ describe('ReadIndex', function () {
     c.propose(1, 'a');
     const lead = c.get(1);
     lead.drain();
-    lead.node.readIndex(bytes('s1'));
-    const first = lead.drain().filter((m) => m.type === MessageType.Heartbeat);
+    const first = startRead(lead, 's1');
     assert.deepEqual(first.map((m) => m.to), [2]);
     lead.tick(1); // the broadcast carries s1 to both followers
     const broadcast = lead.drain().filter((m) => m.type === MessageType.Heartbeat && text(m.context) === 's1');
     assert.deepEqual(broadcast.map((m) => m.to), [2, 3]);
-    const deliver = (beat: Message): void => {
-      const f = c.get(beat.to);
-      f.step(beat);
-      for (const m of f.drain()) lead.step(m);
-    };
-    deliver(first[0]!);
-    const asked = (ctx: string): NodeId[] => {
-      lead.node.readIndex(bytes(ctx));
-      return lead.drain().filter((m) => m.type === MessageType.Heartbeat).map((m) => m.to);
-    };
+    deliverBeat(c, lead, first[0]!);
+    const asked = (ctx: string): NodeId[] => startRead(lead, ctx).map((m) => m.to);
     assert.deepEqual(asked('s2'), [2], 'node 2 completed s1');
-    deliver(broadcast.find((m) => m.to === 3)!); // late for s1, while s2 is pending
-    lead.drain();
+    deliverBeat(c, lead, broadcast.find((m) => m.to === 3)!); // late for s1, while s2 is pending
     assert.equal(lead.readStates.length, 1);
     assert.deepEqual(asked('s3'), [2], 'the late ack earned node 3 nothing');
   });
