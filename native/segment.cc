@@ -225,7 +225,7 @@ void Segment::poll_for_work(uint64_t taken) {
   if (submitted_.load(std::memory_order_acquire) != taken) return;
   // sched_yield, not a pause loop: a pause loop holds the CPU the woken JS thread is often
   // queued on (and under KVM, pause-loop exits deschedule the spinning vCPU anyway).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kDefaultPollNs);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kPollNs);
   for (;;) {
     sched_yield();
     if (submitted_.load(std::memory_order_acquire) != taken) return;

@@ -105,11 +105,11 @@ class Segment {
 
   // Starts the writer thread. `complete` is called on the writer thread with every processed
   // group in order; `on_exit` once, as the thread's last action. After a group the writer
-  // polls for the next batch for up to kDefaultPollNs before sleeping.
+  // polls for the next batch for up to kPollNs before sleeping.
   void start(std::function<void(BatchGroup)> complete, std::function<void()> on_exit);
   // A single producer's next append typically arrives 10-30 us after its completion was handed
   // over; past this the writer sleeps and the next submit wakes it.
-  static constexpr int64_t kDefaultPollNs = 50 * 1000;
+  static constexpr int64_t kPollNs = 50 * 1000;
   // Queues a batch (the writer wakes up). A kClose batch must be the last one submitted.
   void submit(std::unique_ptr<Batch> batch);
   // Waits for the writer thread to end (after a kClose batch completed, or abort()).
@@ -132,7 +132,7 @@ class Segment {
  private:
   Segment() = default;
   void run();
-  // Waits (bounded by kDefaultPollNs) until a batch was submitted after the `taken`-th one, yielding
+  // Waits (bounded by kPollNs) until a batch was submitted after the `taken`-th one, yielding
   // the CPU on every check: the JS thread is often woken onto this thread's CPU, and must run
   // there to submit anything.
   void poll_for_work(uint64_t taken);
