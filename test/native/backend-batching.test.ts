@@ -32,8 +32,6 @@ import { SEED, makeRandom, randomInt, tempRoot } from '../wal/fixtures/backends.
 /** Bigger than anything the frame-buffer pool keeps (32 MiB), under RECORD_BYTES_MAX (64 MiB). */
 const UNPOOLED_RECORD_BYTES = 33 * 1024 * 1024 + 5;
 
-
-
 /** Writes a pattern unique to `tag` into bytes[0, length) (word-wise when aligned: tens of MiB stay fast). */
 function fillPattern(bytes: Uint8Array, length: number, tag: number): void {
   let x = (tag * 0x9e3779b1 + 1) >>> 0 || 1;

@@ -2,7 +2,6 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SeededRandom } from '../../src/raft/random.js';
 import { MessageType, type Message, type NodeId } from '../../src/raft/types.js';
 import { Transport } from '../../src/transport/index.js';
 import type { TransportOptions } from '../../src/transport/index.js';
@@ -92,12 +91,6 @@ export async function closeServer(server: http.Server): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
   await closed;
-}
-
-/** Seeded randomness for the fuzz tests (the project's mulberry32). */
-export function seededRandom(seed: number): () => number {
-  const random = new SeededRandom(seed);
-  return () => random.next();
 }
 
 /**

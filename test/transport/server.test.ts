@@ -14,7 +14,8 @@ import {
   HEADER_TO,
   type Transport,
 } from '../../src/transport/index.js';
-import { CLUSTER, makeNode, msg, newInbox, seededRandom, type Inbox } from './helpers.js';
+import { makeRandom } from '../wal/fixtures/backends.js';
+import { CLUSTER, makeNode, msg, newInbox, type Inbox } from './helpers.js';
 
 interface Answer {
   status: number;
@@ -272,7 +273,7 @@ describe('peer server', function () {
 
   it('survives fuzzed bodies (random bytes, truncations, bit flips) on one pipelined connection', async function () {
     const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-    const random = seededRandom(seed);
+    const random = makeRandom(seed);
     const client = new Client(`http://127.0.0.1:${port}`, { pipelining: 8 });
     const valid = encodeMessages([
       heartbeat({ index: 3, commit: 2 }),

@@ -29,8 +29,6 @@ import { makeRandom, randomInt } from './fixtures/backends.js';
 
 const SEED = Number(process.env.RAFTKV_TEST_SEED ?? 20240611);
 
-
-
 function randomRecords(random: () => number, count: number, maxBytes: number): RecordInput[] {
   const types = [RecordType.Entry, RecordType.HardState, RecordType.Metadata, RecordType.Snapshot];
   return Array.from({ length: count }, () => {
