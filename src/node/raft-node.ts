@@ -625,8 +625,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   private runPass(): void {
     this.passScheduled = false;
-    if (this.opts.idleSpinUs > 0) (loopSpinner ??= new LoopSpinner(nativeSchedYield())).poke(this.opts.idleSpinUs);
     if (this.state !== 'running') return;
+    if (this.opts.idleSpinUs > 0) (loopSpinner ??= new LoopSpinner(nativeSchedYield())).poke(this.opts.idleSpinUs);
     if (traceOn) trace(this.passInFlight !== null ? 'blk' : 'run', this.proposeQueue.length, 0);
     this.flushProposals();
     this.issueReads();
