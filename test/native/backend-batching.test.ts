@@ -123,10 +123,8 @@ function modeLabel(mode: WalMode): string {
 describe(`native backend: append batching and frame-buffer pool (files on ${TMP_FS} under ${TMP})`, function () {
   let dir: string;
   let fileNumber = 0;
-  /** Every segment a test opened: closed after it even when it failed half-way (held or not).
-   * Besides hygiene: two or more native segments left open abort the process at exit (their
-   * writer threads release a thread-safe function Node already tore down), which would turn one
-   * failed assertion into a crashed mocha run. */
+  /** Every segment a test opened: closed after it even when it failed half-way (held or not),
+   * so a failed assertion leaves no writer thread or file behind for the next test. */
   let opened: SegmentFile[] = [];
 
   beforeEach(function () {
