@@ -231,7 +231,14 @@ export class Wal {
   private inFlight = 0;
   private generation = 0;
   private lastIndex: number;
-  private lastHardState: HardState | null;
+  /**
+   * The hard state of the last batch handed to the current segment (set when the batch is
+   * issued, in queue order — not when save() is called). A cut copies it into the new segment
+   * only after that batch is written and synced, so the copy never runs ahead of the entries
+   * it commits. The hard state of the save that triggers a cut, or of saves queued behind it,
+   * is not it: their entries are not on disk yet.
+   */
+  private lastIssuedHardState: HardState | null;
   private latestSnapshotIndex: number;
   /** Serializes the *issuing* of operations (cut decisions, appends, releases, close); the
    * appends themselves overlap in the backend (group commit). */
@@ -268,7 +275,7 @@ export class Wal {
     this.currentInitialEnd = init.endOffset;
     this.lastCrc = init.lastCrc;
     this.lastIndex = init.lastIndex;
-    this.lastHardState = init.lastHardState;
+    this.lastIssuedHardState = init.lastHardState;
     this.latestSnapshotIndex = init.latestSnapshotIndex;
     this.dirSyncUsable = init.dirSync.supported;
     this.dirSyncErrno = init.dirSync.errno;
@@ -616,8 +623,8 @@ export class Wal {
       if (records.length === 0) return Promise.resolve();
       const nameIndex = entries.length > 0 ? entries[0]!.index : this.lastIndex + 1;
       if (entries.length > 0) this.lastIndex = entries[entries.length - 1]!.index;
-      if (hardState !== null) this.lastHardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
-      return this.append(records, options.sync ?? true, nameIndex);
+      const issuedHardState = hardState === null ? null : { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
+      return this.append(records, options.sync ?? true, nameIndex, issuedHardState);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -748,7 +755,7 @@ export class Wal {
     return run;
   }
 
-  private append(records: RecordInput[], sync: boolean, nameIndex: number): Promise<void> {
+  private append(records: RecordInput[], sync: boolean, nameIndex: number, hardState: HardState | null = null): Promise<void> {
     // The queue only orders the issuing; the append itself is left running (boxed so the queue
     // does not wait for it), so concurrent saves reach the backend together.
     const issued = this.enqueue(async () => {
@@ -758,6 +765,7 @@ export class Wal {
       }
       this.currentEnd += bytes;
       const pending = this.track(this.current.append(records, sync));
+      if (hardState !== null) this.lastIssuedHardState = hardState;
       this.maybePrepareNextSegment();
       return { pending };
     });
@@ -833,8 +841,10 @@ export class Wal {
       headerRecord({ blockSize: fresh.blockSize, seq, firstIndex, salt, prevCrc }),
       metadataRecord(this.metadata),
     ];
-    // A restart that starts replay at this segment still learns the hard state.
-    if (this.lastHardState !== null) initial.push(hardStateRecord(this.lastHardState));
+    // A restart that starts replay at this segment still learns the hard state: the last one
+    // in the old segment, which is synced above. Never a newer one (e.g. of the save that
+    // triggered this cut): its commit may cover entries that are not durable yet.
+    if (this.lastIssuedHardState !== null) initial.push(hardStateRecord(this.lastIssuedHardState));
     let written: AppendResult;
     try {
       written = await fresh.append(initial, true);
