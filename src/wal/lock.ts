@@ -64,9 +64,34 @@ export function loadFsExt(): { module: FsExt | null; error: string } {
   return fsExtCache;
 }
 
-/** Lock files this process holds right now (flock would refuse a second fd anyway; the pidfile
- * method needs this to tell "held by us" from "stale file of an earlier process with our pid"). */
-const heldByThisProcess = new Set<string>();
+/**
+ * Directories whose lock this process holds right now (flock would refuse a second fd anyway;
+ * the pidfile method needs this to tell "held by us" from "stale file of an earlier process with
+ * our pid"). Keyed by the directory's device and inode, not its path: the same directory reached
+ * through a symlink or a bind mount is the same directory, and judging our own live lock stale
+ * would let two Wal instances append to one segment. The value is the lock file's identity, so a
+ * directory deleted while locked and its inode reused is not mistaken for a held one.
+ */
+const heldByThisProcess = new Map<string, { lockFileId: string }>();
+
+/** `dev:ino` of a file or directory (following symlinks), or null when it does not exist. */
+function fileIdentity(file: string): string | null {
+  try {
+    const st = fs.statSync(file, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+/** Does this process hold the lock of `dir`, by whatever path it was locked? */
+function heldHere(dir: string): boolean {
+  const dirId = fileIdentity(dir);
+  if (dirId === null) return false;
+  const held = heldByThisProcess.get(dirId);
+  return held !== undefined && fileIdentity(path.join(dir, LOCK_FILE_NAME)) === held.lockFileId;
+}
 
 interface Holder {
   pid: number;
@@ -135,7 +160,7 @@ function errnoCode(err: unknown): string | undefined {
 export function lockDirectory(dir: string, options: LockOptions): DirLock {
   const lockPath = path.join(dir, LOCK_FILE_NAME);
   const requested = options.method ?? 'auto';
-  if (heldByThisProcess.has(lockPath)) {
+  if (heldHere(dir)) {
     throw new WalLockedError(dir, `this process (pid ${process.pid})`, requested);
   }
   if (requested === 'native') return lockNative(dir, lockPath, options.backend, 'forced by lockMethod');
@@ -213,7 +238,7 @@ function lockNative(dir: string, lockPath: string, backend: WalBackend, reason: 
 }
 
 /**
- * The DirLock of every method: registers the lock file as held by this process, follows a
+ * The DirLock of every method: registers the directory as held by this process, follows a
  * rename of its directory, and releases once through `unlockFile`.
  */
 function heldLock(
@@ -222,21 +247,26 @@ function heldLock(
   reason: string,
   unlockFile: (file: string) => void,
 ): DirLock {
-  heldByThisProcess.add(lockPath);
+  // A rename (relocate) keeps both identities: the registration stays valid as it is.
+  const dirId = fileIdentity(path.dirname(lockPath));
+  const lockFileId = fileIdentity(lockPath);
+  if (dirId === null || lockFileId === null) throw new Error(`internal: lock file ${lockPath} vanished right after it was locked`);
+  // An entry already there is of a directory deleted while locked whose inode was reused
+  // (heldHere saw a different lock file): replace it.
+  const entry = { lockFileId };
+  heldByThisProcess.set(dirId, entry);
   let released = false;
   return {
     method,
     path: lockPath,
     reason,
     relocate(newDir: string) {
-      heldByThisProcess.delete(this.path);
       (this as { path: string }).path = lockPath = path.join(newDir, LOCK_FILE_NAME);
-      heldByThisProcess.add(lockPath);
     },
     release() {
       if (released) return;
       released = true;
-      heldByThisProcess.delete(lockPath);
+      if (heldByThisProcess.get(dirId) === entry) heldByThisProcess.delete(dirId);
       unlockFile(lockPath);
     },
   };
@@ -311,7 +341,7 @@ function lockPidfile(dir: string, lockPath: string, reason: string, warn?: (m: s
       }
     } else if (holder !== 'released') {
       const ours = holder.pid === process.pid && holder.start === (ownStart || '-');
-      if (ours ? heldByThisProcess.has(lockPath) : isAlive(holder)) {
+      if (ours ? heldHere(dir) : isAlive(holder)) {
         throw new WalLockedError(dir, describe(holder), holder.method);
       }
     }

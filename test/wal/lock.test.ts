@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { WalBackend } from '../../src/wal/backend.js';
+import { EntryType } from '../../src/raft/types.js';
 import { WalLockedError } from '../../src/wal/errors.js';
 import { loadFsExt, type LockMethod } from '../../src/wal/lock.js';
 import { Wal } from '../../src/wal/wal.js';
@@ -115,6 +116,32 @@ describe('WAL directory lock', function () {
         const { wal } = await openWith(method, backendByName(backendName));
         assert.equal(wal.status().lock.kind, method);
         await wal.close();
+      });
+
+      it('a second open in this process through a symlink to the directory is refused (identity, not path)', async () => {
+        const backend = backendByName(backendName);
+        const link = path.join(root, 'link-to-wal');
+        fs.symlinkSync(dir, link, 'dir');
+        const first = await openWith(method, backend);
+        try {
+          await first.wal.save(null, [{ term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array([1]) }]);
+          await assert.rejects(
+            Wal.open(link, { backend, logger, lockMethod: method, segmentBytes: 8192 }),
+            (err: unknown) => {
+              assert.ok(err instanceof WalLockedError, `expected WalLockedError, got ${String(err)}`);
+              assert.equal(err.holder, `this process (pid ${process.pid})`);
+              return true;
+            },
+          );
+          assert.ok(!logger.warnings.some((w) => w.includes('took over')), logger.warnings.join('\n'));
+          // The first holder's lock is intact: it keeps appending, and releases on close.
+          await first.wal.save(null, [{ term: 1, index: 2, type: EntryType.Normal, data: new Uint8Array([2]) }]);
+        } finally {
+          await first.wal.close();
+        }
+        const again = await Wal.open(link, { backend, logger, lockMethod: method, segmentBytes: 8192 });
+        assert.deepEqual(again.entries.map((e) => e.index), [1, 2]);
+        await again.wal.close();
       });
 
       it('a holder killed with SIGKILL does not block the next open', async () => {
