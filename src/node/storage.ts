@@ -21,7 +21,9 @@ import { WalSnapshotNotFoundError } from '../wal/errors.js';
 import { Wal, type WalStatus } from '../wal/wal.js';
 import type { DirSyncPolicy, NodeLogger, WalModeName } from './options.js';
 
-/** Snapshot files kept besides the newest (older ones are purged after each snapshot). */
+/** Snapshot files kept, the newest included (older ones are purged after each snapshot). Start-up
+ * falls back to an older one when a newer one does not load, so the WAL is kept from the oldest
+ * kept one's marker on (see releaseTo). */
 const SNAPSHOTS_KEPT = 3;
 
 export interface Replay {
@@ -168,10 +170,16 @@ export class NodeStorage {
     this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, snapshot.metadata.index);
   }
 
-  /** Releases WAL segments before `index` and purges old snapshot files. */
+  /**
+   * Purges old snapshot files, then releases WAL segments before `index` — but never past the
+   * oldest snapshot file kept: start-up falls back to it when the newer ones are corrupt, and
+   * replays the WAL from its marker, so the segments from that marker on must still be there.
+   * (A crash between the two steps only keeps more WAL than needed.)
+   */
   async releaseTo(index: number): Promise<void> {
-    await this.wal.releaseTo(index);
     await this.snapshotter.purge(SNAPSHOTS_KEPT);
+    const oldestKept = this.snapshotter.oldestIndex() ?? 0;
+    await this.wal.releaseTo(Math.min(index, oldestKept));
   }
 
   status(): NodeStorageStatus {

@@ -162,6 +162,14 @@ export class Snapshotter {
       .map((x) => path.join(this.dir, x.name));
   }
 
+  /** Index of the oldest snapshot file present (by its name; it may not load), or null when
+   * there is none. */
+  oldestIndex(): number | null {
+    const files = this.list();
+    if (files.length === 0) return null;
+    return parseSnapshotFileName(path.basename(files[files.length - 1]!))!.index;
+  }
+
   /** Read and verify one snapshot file; throws SnapshotCorruptionError when it does not check out. */
   async load(file: string): Promise<Snapshot> {
     const bytes = await fsp.readFile(file);
