@@ -3,23 +3,11 @@
  * through ./storage.ts) and the peer transport (src/transport), and the API a Node service
  * embeds.
  *
- * The loop
- * --------
- * Inputs (ticks, peer messages, proposals, read requests) go straight into the RawNode and then
- * `schedule()` a Ready pass with setImmediate, so everything that arrives in one turn of the
- * event loop is handled by one pass. At most ONE Ready is in flight (RawNode forbids calling
- * ready() again before advance()); a pass does, in order:
- *
- *   1. send rd.parallelMessages (the leader's appends go out while it syncs its own copy);
- *   2. persist rd.snapshot (snap file first, then the WAL marker) and rd.entries + rd.hardState
- *      (fsync only when rd.mustSync) — one WAL append;
- *   3. install the snapshot into MemoryStorage and the state machine, append the entries;
- *   4. send rd.messages (votes and acknowledgements: only now that they are durable);
- *   5. apply rd.committedEntries in order (ConfChange → RawNode.applyConfChange + transport);
- *   6. advance(rd); resolve reads; maybe snapshot + compact.
- *
- * Group commit falls out of this: while one WAL sync is in flight, new proposals and messages
- * accumulate in the core, and the next Ready carries all of them into one write + one sync.
+ * The Ready pass (persist, send, apply, snapshot, advance) lives in NodeRuntime (runtime.ts),
+ * which takes its storage, transport and clock as parameters; RaftNode composes it with the
+ * real NodeStorage, Transport and timers, and keeps the public API: request tracking (every
+ * proposal, membership change and read is a PendingCall resolved from the runtime's hooks),
+ * read batching, events, and stopping.
  *
  * Fail-stop: any storage error (or a throwing state machine, or a broken core invariant) stops
  * the node: ticking stops, the transport closes, every pending call is rejected with the cause,
@@ -32,9 +20,7 @@ import { mkdir } from 'node:fs/promises';
 
 import {
   InvariantError,
-  MemoryStorage,
   ProposalDroppedError,
-  RawNode,
   SeededRandom,
   decodeConfChange,
 } from '../raft/index.js';
@@ -48,21 +34,17 @@ import {
   type Message,
   type NodeId,
   type ReadState,
-  type Ready,
-  type Snapshot,
   type SoftState,
 } from '../raft/types.js';
 import { Transport, trace, traceNow, traceOn, type TransportStats } from '../transport/index.js';
 import { PendingCall } from './call.js';
 import {
   decodeConfChangeContext,
-  decodeProposal,
   decodeReadContext,
   decodeSnapshotData,
   encodeConfChangeContext,
   encodeProposal,
   encodeReadContext,
-  encodeSnapshotData,
   ownProposalSeq,
 } from './envelope.js';
 import {
@@ -85,9 +67,12 @@ import {
   type RaftNodeOptions,
   type ResolvedOptions,
 } from './options.js';
+import { NodeRuntime, asError, type AppliedOutcome, type RuntimeHooks } from './runtime.js';
+import { REAL_CLOCK } from './runtime-io.js';
 import { NodeStorage, type NodeStorageStatus, type Replay } from './storage.js';
 import { LoopSpinner } from './loop-spin.js';
 import { nativeSchedYield } from '../wal/native-backend.js';
+
 
 /** One per process: there is one event loop (see loop-spin.ts). Created on first use. */
 let loopSpinner: LoopSpinner | null = null;
@@ -166,42 +151,25 @@ interface TransferWaiter {
 /** Most proposals handed to the core in one batch. */
 const PROPOSE_BATCH_ENTRIES_MAX = 4096;
 
-function isPromiseLike<T>(v: unknown): v is PromiseLike<T> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
-}
-
 export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   readonly id: NodeId;
 
   private readonly opts: ResolvedOptions<R>;
   private readonly storage: NodeStorage;
-  private readonly memStorage: MemoryStorage;
-  private readonly rawNode: RawNode;
   private readonly transport: Transport;
+  /** The Ready pass, over the real storage, transport and timers. */
+  private readonly runtime: NodeRuntime<R>;
   /** Random per start: tags our requests so an entry proposed before a restart never resolves
    * a call made after it. Never 0. */
   private readonly incarnation = randomInt(1, 0xffffffff);
-  /** Every peer URL we know: from options, snapshots and ConfChange contexts. */
-  private readonly peerUrls: Map<NodeId, string>;
 
   private state: NodeState = 'running';
-  private confState: ConfState;
-  private applied: number;
-  private snapshotIndex: number;
   private leader: NodeId = 0;
   private role: Role = Role.Follower;
-  private term = 0;
   private ticks = 0;
   private tickTimer: NodeJS.Timeout | null = null;
-  private passScheduled = false;
-  private passInFlight: Promise<void> | null = null;
-  /** The last WAL write not awaited by its pass (commit-index-only hard state). */
-  private unsyncedWrite: Promise<void> = Promise.resolve();
   private nextSeq = 1;
+
 
   private proposeQueue: { seq: number; payload: Uint8Array }[] = [];
   /** RAFTKV_TRACE only: when each of our proposals was made. */
@@ -274,33 +242,61 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.storage = storage;
 
     // Snapshot URLs first, then the operator's options (which win for the nodes they name).
-    this.peerUrls = new Map(snapshotPeers);
-    for (const [id, url] of o.peers) this.peerUrls.set(id, url);
+    const peerUrls = new Map(snapshotPeers);
+    for (const [id, url] of o.peers) peerUrls.set(id, url);
 
-    this.memStorage = new MemoryStorage();
-    if (replay.snapshot !== null) this.memStorage.applySnapshot(replay.snapshot);
-    this.memStorage.setHardState(replay.hardState);
-    if (replay.entries.length > 0) this.memStorage.append(replay.entries);
-
-    this.snapshotIndex = replay.snapshot?.metadata.index ?? 0;
-    this.applied = this.snapshotIndex;
-    this.confState = this.memStorage.initialState().confState;
-    this.term = replay.hardState.term;
-
-    this.rawNode = new RawNode({
+    this.transport = new Transport({
       id: o.id,
-      electionTick: o.electionTicks,
-      heartbeatTick: o.heartbeatTicks,
-      storage: this.memStorage,
-      random: new SeededRandom(randomInt(0, 0x7fffffff)),
-      applied: this.applied,
-      maxSizePerMsg: o.maxSizePerMsg,
-      maxInflightMsgs: o.maxInflightMsgs,
-      preVote: o.preVote,
-      checkQuorum: o.checkQuorum,
-      readIndexFanout: o.readIndexFanout,
-      disableProposalForwarding: !o.forwardProposals,
+      clusterId: o.clusterId,
+      peers: new Map(peerUrls),
+      listenHost: o.listenHost,
+      listenPort: Number(o.selfUrl.port),
+      onMessages: (msgs) => this.onPeerMessages(msgs),
+      onUnreachable: (id) => {
+        if (this.state !== 'running') return;
+        this.runtime.rawNode.reportUnreachable(id);
+        this.runtime.schedule();
+      },
+      onSnapshotStatus: (id, ok) => {
+        if (this.state !== 'running') return;
+        this.runtime.rawNode.reportSnapshot(id, ok);
+        this.runtime.schedule();
+      },
+      onRemoved: (byPeer) => this.onRemovedByPeer(byPeer),
       logger: o.logger,
+    });
+
+    this.runtime = new NodeRuntime<R>({
+      id: o.id,
+      replay,
+      peerUrls,
+      raft: {
+        electionTick: o.electionTicks,
+        heartbeatTick: o.heartbeatTicks,
+        maxSizePerMsg: o.maxSizePerMsg,
+        maxInflightMsgs: o.maxInflightMsgs,
+        preVote: o.preVote,
+        checkQuorum: o.checkQuorum,
+        readIndexFanout: o.readIndexFanout,
+        disableProposalForwarding: !o.forwardProposals,
+        logger: o.logger,
+      },
+      random: new SeededRandom(randomInt(0, 0x7fffffff)),
+      incarnation: this.incarnation,
+      storage,
+      transport: this.transport,
+      clock: REAL_CLOCK,
+      stateMachine: o.stateMachine,
+      hooks: this.runtimeHooks(),
+      logger: o.logger,
+      snapshotCount: o.snapshotCount,
+      snapshotCatchUpEntries: o.snapshotCatchUpEntries,
+      commitNotifyDelayMs: o.commitNotifyDelayMs,
+      removalGraceMs: o.tickMs * (o.heartbeatTicks + 1),
+      onPassStart: o.idleSpinUs > 0
+        ? () => (loopSpinner ??= new LoopSpinner(nativeSchedYield())).poke(o.idleSpinUs)
+        : null,
+      tracer: traceOn ? (event, lo, hi, peer) => trace(event, lo, hi, peer) : null,
     });
 
     const neverPersisted = replay.snapshot === null && replay.hardState.term === 0 && replay.entries.length === 0;
@@ -308,7 +304,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       // A brand-new member (or one that crashed before its bootstrap entries reached the WAL:
       // nothing was ever acknowledged, so bootstrapping again is safe).
       const voters = [...o.peers.keys()].sort((a, b) => a - b);
-      this.rawNode.bootstrap(voters);
+      this.runtime.rawNode.bootstrap(voters);
       o.logger.info('bootstrapping a new cluster', { id: o.id, voters });
     } else if (neverPersisted) {
       o.logger.info('joining: waiting to be added to the cluster', { id: o.id });
@@ -316,33 +312,35 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       if (o.join) o.logger.info('join ignored: the data directory already holds this node\'s log', { id: o.id });
       o.logger.info('restarted from storage', {
         id: o.id,
-        snapshotIndex: this.snapshotIndex,
+        snapshotIndex: this.runtime.snapshotIndex,
         term: replay.hardState.term,
         commit: replay.hardState.commit,
         entries: replay.entries.length,
       });
     }
+  }
 
-    this.transport = new Transport({
-      id: o.id,
-      clusterId: o.clusterId,
-      peers: new Map(this.peerUrls),
-      listenHost: o.listenHost,
-      listenPort: Number(o.selfUrl.port),
-      onMessages: (msgs) => this.onPeerMessages(msgs),
-      onUnreachable: (id) => {
-        if (this.state !== 'running') return;
-        this.rawNode.reportUnreachable(id);
-        this.schedule();
+  /** How the runtime reports back: each hook is the API-layer half of one step of the pass. */
+  private runtimeHooks(): RuntimeHooks<R> {
+    return {
+      feedCore: () => {
+        if (traceOn) trace(this.runtime.busy ? 'blk' : 'run', this.proposeQueue.length, 0);
+        this.flushProposals();
+        this.issueReads();
       },
-      onSnapshotStatus: (id, ok) => {
-        if (this.state !== 'running') return;
-        this.rawNode.reportSnapshot(id, ok);
-        this.schedule();
+      hasQueuedInput: () => this.readQueue.length > 0 || this.proposeQueue.length > 0,
+      softStateChanged: (ss) => this.onSoftState(ss),
+      entriesAppended: (entries) => this.trackAppended(entries),
+      readStateReady: (rs) => this.onReadState(rs),
+      entryApplied: (entry, ownSeq, outcome) => this.onEntryApplied(entry, ownSeq, outcome),
+      snapshotInstalled: (index) => this.onSnapshotInstalled(index),
+      appliedAdvanced: (index, endOfPass) => {
+        this.resolveReads();
+        if (endOfPass) this.emitSafe('applied', { index });
       },
-      onRemoved: (byPeer) => this.onRemovedByPeer(byPeer),
-      logger: o.logger,
-    });
+      removed: () => void this.shutdown('removed', 'this node was removed from the cluster', null),
+      fatal: (error, detail) => this.fatal(error, detail),
+    };
   }
 
   /**
@@ -351,8 +349,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
    * the removal), so the transport reports it and we stop.
    */
   private onRemovedByPeer(peer: NodeId): void {
-    if (this.state !== 'running' || this.removedSelf) return;
-    this.removedSelf = true;
+    if (this.state !== 'running' || this.runtime.removedSelf) return;
+    this.runtime.markRemoved();
     this.opts.logger.info('a peer reports this node was removed from the cluster; stopping', { id: this.id, peer });
     void this.shutdown('removed', `node ${peer} reports this node was removed from the cluster`, null);
   }
@@ -365,7 +363,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       this.abortListener = () => void this.stop();
       signal.addEventListener('abort', this.abortListener, { once: true });
     }
-    this.schedule();
+    this.runtime.schedule();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -388,7 +386,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   /** Index of the last entry applied to the state machine. */
   get appliedIndex(): number {
-    return this.applied;
+    return this.runtime.appliedIndex;
   }
 
   get nodeState(): NodeState {
@@ -435,7 +433,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const timeoutMs = this.timeoutOf(options);
     const call = new PendingCall<number>(timeoutMs, () => new TimeoutError(what, timeoutMs, false));
     this.readQueue.push(call);
-    this.schedule();
+    this.runtime.schedule();
     return call.promise;
   }
 
@@ -446,7 +444,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     return this.changeMembership(what, options, () => {
       validateNodeId('node id', id);
       const peerUrl = normalizePeerUrl(validatePeerUrl('peer url', url));
-      if (this.confState.voters.includes(id)) throw new MembershipError(`${what}: node ${id} is already a voter`);
+      if (this.runtime.confState.voters.includes(id)) throw new MembershipError(`${what}: node ${id} is already a voter`);
       return { type: ConfChangeType.AddVoter, nodeId: id, url: peerUrl };
     });
   }
@@ -457,8 +455,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     return this.changeMembership(what, options, () => {
       validateNodeId('node id', id);
       const peerUrl = normalizePeerUrl(validatePeerUrl('peer url', url));
-      if (this.confState.voters.includes(id)) throw new MembershipError(`${what}: node ${id} is already a voter`);
-      if (this.confState.learners.includes(id)) throw new MembershipError(`${what}: node ${id} is already a learner`);
+      if (this.runtime.confState.voters.includes(id)) throw new MembershipError(`${what}: node ${id} is already a voter`);
+      if (this.runtime.confState.learners.includes(id)) throw new MembershipError(`${what}: node ${id} is already a learner`);
       return { type: ConfChangeType.AddLearner, nodeId: id, url: peerUrl };
     });
   }
@@ -468,7 +466,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const what = `promoteLearner(${String(id)})`;
     return this.changeMembership(what, options, () => {
       validateNodeId('node id', id);
-      if (!this.confState.learners.includes(id)) throw new MembershipError(`${what}: node ${id} is not a learner`);
+      if (!this.runtime.confState.learners.includes(id)) throw new MembershipError(`${what}: node ${id} is not a learner`);
       return { type: ConfChangeType.PromoteLearner, nodeId: id, url: null };
     });
   }
@@ -478,10 +476,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const what = `removeMember(${String(id)})`;
     return this.changeMembership(what, options, () => {
       validateNodeId('node id', id);
-      if (!this.confState.voters.includes(id) && !this.confState.learners.includes(id)) {
+      if (!this.runtime.confState.voters.includes(id) && !this.runtime.confState.learners.includes(id)) {
         throw new MembershipError(`${what}: node ${id} is not a member`);
       }
-      if (this.confState.voters.length === 1 && this.confState.voters[0] === id) {
+      if (this.runtime.confState.voters.length === 1 && this.runtime.confState.voters[0] === id) {
         throw new MembershipError(`${what}: cannot remove the last voter`);
       }
       return { type: ConfChangeType.RemoveNode, nodeId: id, url: null };
@@ -502,7 +500,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!this.confState.voters.includes(id)) {
+    if (!this.runtime.confState.voters.includes(id)) {
       return Promise.reject(new MembershipError(`${what}: node ${id} is not a voter`));
     }
     if (this.leader === id) return Promise.resolve();
@@ -514,24 +512,24 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     });
     this.transfers.push({ target: id, call });
     try {
-      this.rawNode.transferLeader(id);
+      this.runtime.rawNode.transferLeader(id);
     } catch (err) {
       call.reject(this.mapCoreError(err, what));
     }
-    this.schedule();
+    this.runtime.schedule();
     return call.promise;
   }
 
   /** A consistent picture of this node: Raft state, membership, replication progress (on the
    * leader), WAL capabilities and transport counters. */
   status(): NodeStatus {
-    const s = this.rawNode.status();
-    const member = (id: NodeId): MemberInfo => ({ id, url: this.peerUrls.get(id) ?? null });
+    const s = this.runtime.rawNode.status();
+    const member = (id: NodeId): MemberInfo => ({ id, url: this.runtime.peerUrl(id) });
     let progress: PeerProgress[] | null = null;
     if (s.progress !== null) {
       progress = Object.entries(s.progress).map(([key, p]) => ({
         id: Number(key),
-        url: this.peerUrls.get(Number(key)) ?? null,
+        url: this.runtime.peerUrl(Number(key)),
         match: p.match,
         next: p.next,
         state: p.state,
@@ -547,13 +545,13 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       term: s.term,
       vote: s.vote,
       leader: s.leader,
-      leaderUrl: s.leader !== 0 ? (this.peerUrls.get(s.leader) ?? null) : null,
+      leaderUrl: s.leader !== 0 ? (this.runtime.peerUrl(s.leader)) : null,
       role: s.role,
       commit: s.commit,
-      applied: this.applied,
+      applied: this.runtime.appliedIndex,
       lastIndex: s.lastIndex,
-      snapshotIndex: this.snapshotIndex,
-      members: { voters: this.confState.voters.map(member), learners: this.confState.learners.map(member) },
+      snapshotIndex: this.runtime.snapshotIndex,
+      members: { voters: this.runtime.confState.voters.map(member), learners: this.runtime.confState.learners.map(member) },
       progress,
       pendingRequests: this.pending.size + this.readQueue.length + this.readWaiters.length +
         [...this.readBatches.values()].reduce((n, b) => n + b.calls.length, 0) + this.transfers.length,
@@ -577,7 +575,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private onTick(): void {
     if (this.state !== 'running') return;
     this.ticks++;
-    this.rawNode.tick();
+    this.runtime.rawNode.tick();
     // A ReadIndex request can be lost (leader change, dropped message): re-issue it with a new
     // context after an election timeout. The answer to a later request is valid for the
     // earlier callers too (its read index can only be higher).
@@ -587,7 +585,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         this.readQueue.unshift(...batch.calls.filter((c) => !c.settled));
       }
     }
-    this.schedule();
+    this.runtime.schedule();
   }
 
   private onPeerMessages(msgs: Message[]): void {
@@ -595,7 +593,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (traceOn) for (const m of msgs) traceMessage('rcv', m);
     for (const m of msgs) {
       try {
-        this.rawNode.step(m);
+        this.runtime.rawNode.step(m);
       } catch (err) {
         if (err instanceof InvariantError) {
           this.fatal(err, `Raft core invariant broken while stepping ${MessageType[m.type]} from ${m.from}`);
@@ -608,206 +606,16 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         });
       }
     }
-    this.schedule();
-  }
-
-  /**
-   * setImmediate, not a microtask: every input of this event-loop turn (all the HTTP requests
-   * and peer batches read in one poll phase) goes into ONE pass. A microtask pass when idle
-   * saved ~0.1–0.2 ms per hop at 1 client but halved GET throughput at 16–256 clients (one
-   * ReadIndex heartbeat round per request instead of per turn) and cost PUT batching.
-   */
-  private schedule(): void {
-    if (this.passScheduled || this.state !== 'running') return;
-    this.passScheduled = true;
-    setImmediate(() => this.runPass());
-  }
-
-  private runPass(): void {
-    this.passScheduled = false;
-    if (this.state !== 'running') return;
-    if (this.opts.idleSpinUs > 0) (loopSpinner ??= new LoopSpinner(nativeSchedYield())).poke(this.opts.idleSpinUs);
-    if (traceOn) trace(this.passInFlight !== null ? 'blk' : 'run', this.proposeQueue.length, 0);
-    this.flushProposals();
-    this.issueReads();
-    if (this.passInFlight !== null) return; // its completion reschedules
-    if (!this.rawNode.hasReady()) return;
-    const rd = this.rawNode.ready();
-    if (traceOn) {
-      if (rd.entries.length > 0) trace('rdy', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
-      const ce = rd.committedEntries;
-      if (ce.length > 0) trace('crdy', ce[0]!.index, ce[ce.length - 1]!.index);
-    }
-    this.passInFlight = this.processReady(rd).then(
-      () => {
-        this.passInFlight = null;
-        if (
-          this.state === 'running' &&
-          (this.rawNode.hasReady() || this.readQueue.length > 0 || this.proposeQueue.length > 0)
-        ) {
-          this.schedule();
-        }
-      },
-      (err: unknown) => {
-        this.passInFlight = null;
-        this.fatal(asError(err), 'Ready processing failed');
-      },
-    );
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // The Ready pass
-
-  private async processReady(rd: Ready): Promise<void> {
-    if (rd.hardState !== null) this.term = rd.hardState.term;
-    if (rd.softState !== null) this.onSoftState(rd.softState);
-    if (rd.parallelMessages.length > 0) {
-      this.sendMessages(rd.parallelMessages);
-      // The followers' copies are the critical path of a write: out before our WAL call.
-      this.transport.flushNow();
-    }
-
-    // Durability first. A snapshot's file goes before its WAL marker: an orphan .snap file is
-    // harmless, a marker without its file is not.
-    if (rd.snapshot !== null) {
-      // One snapshot save at a time: ours (in the background) finishes before the leader's.
-      if (this.snapshotSave !== null) await this.snapshotSave;
-      await this.storage.saveSnapshot(rd.snapshot);
-    }
-    let toApply = rd.committedEntries;
-    const appliedBefore = this.applied;
-    if (rd.entries.length > 0 || rd.hardState !== null) {
-      const write = this.storage.save(rd.hardState, rd.entries, rd.mustSync);
-      if (rd.mustSync) {
-        // Under load a Ready carries new entries AND entries committed meanwhile; those were
-        // made durable by earlier passes, so apply them (and answer their clients) while this
-        // fsync runs instead of after it. Entries of this Ready wait for the write.
-        if (rd.snapshot === null && toApply.length > 0) {
-          const durableLast = rd.entries.length > 0
-            ? Math.min(this.memStorage.lastIndex(), rd.entries[0]!.index - 1)
-            : this.memStorage.lastIndex();
-          let n = 0;
-          while (n < toApply.length && toApply[n]!.index <= durableLast) n++;
-          if (n > 0) {
-            try {
-              await this.applyCommitted(toApply.slice(0, n));
-            } catch (err) {
-              // Fail-stop, but never with a WAL write still running underneath the close.
-              await write.catch(() => undefined);
-              throw err;
-            }
-            toApply = toApply.slice(n);
-            this.resolveReads();
-          }
-        }
-        await write;
-        if (traceOn && rd.entries.length > 0) trace('wal', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
-      } else {
-        // Only the commit index changed: it needs no fsync (it is recoverable from a quorum),
-        // and nothing we send or apply depends on it being on disk, so do not wait for the
-        // write. The WAL keeps call order; a failure fails it for good and stops the node.
-        this.unsyncedWrite = write.then(
-          () => undefined,
-          (err: unknown) => this.fatal(asError(err), 'WAL write of the commit index failed'),
-        );
-      }
-    }
-    if (this.state !== 'running') return; // stopping: the write finished, do nothing more
-
-    if (rd.snapshot !== null) await this.installSnapshot(rd.snapshot);
-    if (rd.hardState !== null) this.memStorage.setHardState(rd.hardState);
-    if (rd.entries.length > 0) {
-      this.memStorage.append(rd.entries);
-      this.trackAppended(rd.entries);
-    }
-    if (rd.messages.length > 0) this.sendMessages(rd.messages);
-    for (const rs of rd.readStates) this.onReadState(rs);
-
-    if (toApply.length > 0) await this.applyCommitted(toApply);
-    if (traceOn && rd.committedEntries.length > 0) {
-      trace('apl', rd.committedEntries[0]!.index, rd.committedEntries[rd.committedEntries.length - 1]!.index);
-    }
-    if (this.state !== 'running') return;
-    this.rawNode.advance(rd);
-    if (traceOn && rd.entries.length > 0) trace('adv', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
-
-    if (this.applied !== appliedBefore) {
-      this.resolveReads();
-      this.emitSafe('applied', { index: this.applied });
-    }
-    if (this.removedSelf && this.removalTimer === null) {
-      // Keep running briefly: a removed leader hands leadership over (TimeoutNow) and the
-      // transport must get that message out. A removed node never campaigns.
-      this.opts.logger.info('this node was removed from the cluster; stopping', { id: this.id });
-      this.removalTimer = setTimeout(() => {
-        void this.shutdown('removed', 'this node was removed from the cluster', null);
-      }, this.opts.tickMs * (this.opts.heartbeatTicks + 1));
-    }
-    if (this.snapshotSave === null && this.applied - this.snapshotIndex >= this.opts.snapshotCount) {
-      await this.takeSnapshot();
-    }
-  }
-
-  private removedSelf = false;
-  private removalTimer: NodeJS.Timeout | null = null;
-
-  /** Empty appends (commit-index notices) held back per follower; see commitNotifyDelayMs. */
-  private readonly deferredNotices = new Map<NodeId, Message>();
-  private noticeTimer: NodeJS.Timeout | null = null;
-
-  /**
-   * Hands messages to the transport, holding back an empty App (it only carries a new commit
-   * index, or re-probes) for up to commitNotifyDelayMs: any later App to the same follower
-   * carries a commit index at least as new and does the same job, so the held one is dropped
-   * (as a lossy network may). At a serial client's pace the next write's append comes first,
-   * which saves a request and an ack per write.
-   */
-  private sendMessages(msgs: Message[]): void {
-    const delayMs = this.opts.commitNotifyDelayMs;
-    let out: Message[] | null = null; // a copy only once a notice is held back
-    for (let i = 0; i < msgs.length; i++) {
-      const m = msgs[i]!;
-      if (m.type === MessageType.Snap) {
-        // Our snapshots carry the ConfState as of their own index (we create them with the
-        // membership of exactly the applied index), so an outgoing MsgSnap is correct as the
-        // core built it; we do NOT overwrite it with the current membership, which would make
-        // the receiver re-apply later ConfChange entries on top of it. raftexample's
-        // processMessages fix is for its bug of snapshotting with an empty/stale ConfState;
-        // that can only reach us as a snapshot without voters, which we refuse to send.
-        if (m.snapshot !== null && m.snapshot.metadata.confState.voters.length === 0) {
-          throw new InvariantError(`outgoing snapshot at index ${m.snapshot.metadata.index} has no voters`);
-        }
-      } else if (m.type === MessageType.App && delayMs > 0) {
-        if (m.entries.length === 0) {
-          out ??= msgs.slice(0, i);
-          this.deferredNotices.set(m.to, m);
-          this.noticeTimer ??= setTimeout(() => this.flushNotices(), delayMs);
-          continue;
-        }
-        this.deferredNotices.delete(m.to);
-      }
-      out?.push(m);
-    }
-    const toSend = out ?? msgs;
-    if (toSend.length > 0) this.transport.send(toSend);
-  }
-
-  private flushNotices(): void {
-    this.noticeTimer = null;
-    if (this.state !== 'running' || this.deferredNotices.size === 0) return;
-    const held = [...this.deferredNotices.values()];
-    this.deferredNotices.clear();
-    // A notice from an older term is stale: the core has moved on (and may not lead any more).
-    this.transport.send(held.filter((m) => m.term === this.term));
+    this.runtime.schedule();
   }
 
   private onSoftState(ss: SoftState): void {
     if (ss.leader !== this.leader) {
       const previous = this.leader;
       this.leader = ss.leader;
-      const leaderUrl = ss.leader !== 0 ? (this.peerUrls.get(ss.leader) ?? null) : null;
-      this.opts.logger.info('leader changed', { leader: ss.leader, previous, term: this.term });
-      this.emitSafe('leader-change', { leader: ss.leader, leaderUrl, previous, term: this.term });
+      const leaderUrl = ss.leader !== 0 ? this.runtime.peerUrl(ss.leader) : null;
+      this.opts.logger.info('leader changed', { leader: ss.leader, previous, term: this.runtime.term });
+      this.emitSafe('leader-change', { leader: ss.leader, leaderUrl, previous, term: this.runtime.term });
       for (const t of this.transfers) if (t.target === ss.leader) t.call.resolve();
       this.transfers = this.transfers.filter((t) => !t.call.settled);
       if (ss.leader !== 0 && this.readBatches.size > 0) {
@@ -819,25 +627,12 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (ss.role !== this.role) {
       const previous = this.role;
       this.role = ss.role;
-      this.emitSafe('role-change', { role: ss.role, previous, term: this.term });
+      this.emitSafe('role-change', { role: ss.role, previous, term: this.runtime.term });
     }
   }
 
-  private async installSnapshot(snap: Snapshot): Promise<void> {
-    const index = snap.metadata.index;
-    this.memStorage.applySnapshot(snap);
-    const env = decodeSnapshotData(snap.data);
-    for (const [id, url] of env.peerUrls) {
-      if (!this.peerUrls.has(id)) {
-        this.peerUrls.set(id, url);
-        if (id !== this.id) this.transport.addPeer(id, url);
-      }
-    }
-    await this.opts.stateMachine.restore(env.stateMachine);
-    this.confState = snap.metadata.confState;
-    this.applied = index;
-    this.snapshotIndex = index;
-    // Our entries at or below the snapshot index may or may not be inside it.
+  /** Our entries at or below an installed snapshot's index may or may not be inside it. */
+  private onSnapshotInstalled(index: number): void {
     for (const [seq, req] of this.pending) {
       if (req.index !== 0 && req.index <= index) {
         this.pending.delete(seq);
@@ -845,10 +640,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       }
     }
     for (const i of this.seqsByIndex.keys()) if (i <= index) this.seqsByIndex.delete(i);
-    this.opts.logger.info('installed snapshot from the leader', { index, term: snap.metadata.term });
     this.emitSafe('applied', { index });
-    await this.storage.releaseTo(index);
   }
+
 
   /** Remember where our own requests landed, so an overwrite can be detected on commit. */
   private trackAppended(entries: Entry[]): void {
@@ -877,38 +671,28 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     }
   }
 
-  private async applyCommitted(entries: Entry[]): Promise<void> {
-    const sm = this.opts.stateMachine;
-    for (const e of entries) {
-      if (e.index <= this.applied) continue; // covered by a snapshot we installed
-      if (e.index !== this.applied + 1) {
-        throw new InvariantError(`committed entry ${e.index} does not follow applied index ${this.applied}`);
+  /** Settles our request carried by an applied entry, and any other recorded at its index. */
+  private onEntryApplied(e: Entry, ownSeq: number, outcome: AppliedOutcome<R>): void {
+    const req = ownSeq !== 0 ? this.pending.get(ownSeq) : undefined;
+    if (req !== undefined) {
+      switch (outcome.kind) {
+        case 'entry':
+          this.pending.delete(ownSeq);
+          req.call.resolve(outcome.result);
+          break;
+        case 'conf-change':
+          this.pending.delete(ownSeq);
+          req.call.resolve(outcome.confState);
+          break;
+        case 'conf-change-refused':
+          this.pending.delete(ownSeq);
+          req.call.reject(new MembershipError(`${req.what}: refused when applied: ${outcome.reason}`));
+          break;
+        case 'empty':
+          break;
       }
-      let ownSeq = 0;
-      if (e.type === EntryType.ConfChange) {
-        ownSeq = this.applyConfChangeEntry(e);
-      } else if (e.data.length > 0) {
-        const { tag, payload } = decodeProposal(e.data);
-        let result: unknown;
-        try {
-          result = sm.apply({ index: e.index, term: e.term, data: payload });
-          if (isPromiseLike(result)) result = await result;
-        } catch (err) {
-          throw new Error(`state machine apply threw at index ${e.index}: ${asError(err).message}`, { cause: err });
-        }
-        if (tag !== null && tag.origin === this.id && tag.incarnation === this.incarnation) {
-          ownSeq = tag.seq;
-          const req = this.pending.get(tag.seq);
-          if (req !== undefined) {
-            this.pending.delete(tag.seq);
-            req.call.resolve(result);
-          }
-        }
-      }
-      this.applied = e.index;
-      this.settleIndex(e, ownSeq);
-      if (this.state !== 'running') return;
     }
+    this.settleIndex(e, ownSeq);
   }
 
   /** Any other request of ours recorded at this index lost its slot to a different entry. */
@@ -925,111 +709,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     }
   }
 
-  /** Returns the sequence number of our request this entry carries (0 if none). */
-  private applyConfChangeEntry(e: Entry): number {
-    const cc = decodeConfChange(e.data);
-    const ctx = decodeConfChangeContext(cc.context);
-    const ours = ctx.tag !== null && ctx.tag.origin === this.id && ctx.tag.incarnation === this.incarnation;
-    const req = ours ? this.pending.get(ctx.tag!.seq) : undefined;
-    let confState: ConfState;
-    try {
-      confState = this.rawNode.applyConfChange(cc);
-    } catch (err) {
-      if (err instanceof InvariantError) throw err;
-      // Deterministic on every node: the change is refused everywhere alike.
-      this.opts.logger.warn('membership change refused', {
-        index: e.index,
-        type: ConfChangeType[cc.type],
-        nodeId: cc.nodeId,
-        error: asError(err).message,
-      });
-      if (req !== undefined) {
-        this.pending.delete(ctx.tag!.seq);
-        req.call.reject(new MembershipError(`${req.what}: refused when applied: ${asError(err).message}`));
-      }
-      return ours ? ctx.tag!.seq : 0;
-    }
-    this.confState = confState;
-    switch (cc.type) {
-      case ConfChangeType.AddVoter:
-      case ConfChangeType.AddLearner:
-        if (ctx.url !== null) {
-          this.peerUrls.set(cc.nodeId, ctx.url);
-          if (cc.nodeId !== this.id) this.transport.addPeer(cc.nodeId, ctx.url);
-        }
-        break;
-      case ConfChangeType.RemoveNode:
-        if (cc.nodeId === this.id) {
-          this.removedSelf = true;
-        } else {
-          this.transport.removePeer(cc.nodeId);
-        }
-        break;
-      case ConfChangeType.PromoteLearner:
-        break;
-    }
-    this.opts.logger.info('membership changed', {
-      index: e.index,
-      type: ConfChangeType[cc.type],
-      nodeId: cc.nodeId,
-      voters: confState.voters,
-      learners: confState.learners,
-    });
-    if (req !== undefined) {
-      this.pending.delete(ctx.tag!.seq);
-      req.call.resolve(confState);
-    }
-    return ours ? ctx.tag!.seq : 0;
-  }
-
-  /** The background save of a snapshot we took (see takeSnapshot), or null. */
-  private snapshotSave: Promise<void> | null = null;
-
-  /**
-   * Captures the state machine at the applied index (inside the Ready pass: nothing may be
-   * applied meanwhile), then saves the snapshot file and its WAL marker, compacts and releases
-   * segments in the background: that is several fsyncs (~5-20 ms here), and the write
-   * pipeline must not stall on them (it did: a p99 spike every snapshotCount entries). Safe
-   * because replay places entries by index, not by their position relative to the marker,
-   * and the in-memory log keeps everything until the save is done.
-   */
-  private async takeSnapshot(): Promise<void> {
-    const index = this.applied;
-    let smBytes: Uint8Array;
-    try {
-      smBytes = await this.opts.stateMachine.snapshot();
-    } catch (err) {
-      throw new Error(`state machine snapshot() threw at applied index ${index}: ${asError(err).message}`, { cause: err });
-    }
-    if (!(smBytes instanceof Uint8Array)) {
-      throw new Error(`state machine snapshot() must return a Uint8Array, got ${typeof smBytes}`);
-    }
-    const members = [...this.confState.voters, ...this.confState.learners];
-    const urls = new Map<NodeId, string>();
-    for (const id of members) {
-      const url = this.peerUrls.get(id);
-      if (url !== undefined) urls.set(id, url);
-    }
-    const snap = this.memStorage.createSnapshot(index, this.confState, encodeSnapshotData({ peerUrls: urls, stateMachine: smBytes }));
-    const save = async (): Promise<void> => {
-      await this.storage.saveSnapshot(snap);
-      // A snapshot from the leader may have been installed meanwhile: never move back.
-      this.snapshotIndex = Math.max(this.snapshotIndex, index);
-      const compactIndex = index - this.opts.snapshotCatchUpEntries;
-      if (compactIndex >= this.memStorage.firstIndex()) this.memStorage.compact(compactIndex);
-      await this.storage.releaseTo(index);
-      this.opts.logger.info('snapshot taken', { index, bytes: snap.data.length, compactedTo: Math.max(compactIndex, 0) });
-    };
-    this.snapshotSave = save().then(
-      () => {
-        this.snapshotSave = null;
-      },
-      (err: unknown) => {
-        this.snapshotSave = null;
-        this.fatal(asError(err), `saving the snapshot at index ${index} failed`);
-      },
-    );
-  }
 
   private flushProposals(): void {
     while (this.proposeQueue.length > 0) {
@@ -1043,7 +722,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       const batch = this.proposeQueue.splice(0, n).filter((p) => this.pending.has(p.seq)); // not timed out
       if (batch.length === 0) continue;
       try {
-        this.rawNode.proposeBatch(batch.map((p) => p.payload));
+        this.runtime.rawNode.proposeBatch(batch.map((p) => p.payload));
       } catch (err) {
         const error = this.mapCoreError(err, 'propose');
         for (const p of batch) {
@@ -1065,7 +744,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (calls.length === 0) return;
     const seq = this.nextSeq++;
     try {
-      this.rawNode.readIndex(encodeReadContext(this.incarnation, seq));
+      this.runtime.rawNode.readIndex(encodeReadContext(this.incarnation, seq));
     } catch (err) {
       const error = this.mapCoreError(err, 'readBarrier');
       for (const c of calls) c.reject(error);
@@ -1088,7 +767,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const waiting: ReadWaiter[] = [];
     for (const w of this.readWaiters) {
       if (w.call.settled) continue;
-      if (w.index <= this.applied) w.call.resolve(w.index);
+      if (w.index <= this.runtime.appliedIndex) w.call.resolve(w.index);
       else waiting.push(w);
     }
     this.readWaiters = waiting;
@@ -1116,7 +795,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       tag: { origin: this.id, incarnation: this.incarnation, seq },
     });
     try {
-      this.rawNode.proposeConfChange({ type: change.type, nodeId: change.nodeId, context });
+      this.runtime.rawNode.proposeConfChange({ type: change.type, nodeId: change.nodeId, context });
     } catch (err) {
       return Promise.reject(this.mapCoreError(err, what));
     }
@@ -1130,7 +809,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       return new TimeoutError(what, timeoutMs, true);
     });
     this.pending.set(seq, { kind, what, call, index: 0, term: 0 });
-    this.schedule();
+    this.runtime.schedule();
     return call.promise as Promise<T>;
   }
 
@@ -1151,7 +830,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         case 'no-leader':
           return new NoLeaderError(what);
         case 'forwarding-disabled':
-          return new NotLeaderError(this.leader, this.peerUrls.get(this.leader) ?? null, what);
+          return new NotLeaderError(this.leader, this.runtime.peerUrl(this.leader), what);
         default:
           return new ProposalRejectedError(what, err.reason);
       }
@@ -1185,14 +864,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       clearInterval(this.tickTimer);
       this.tickTimer = null;
     }
-    if (this.noticeTimer !== null) {
-      clearTimeout(this.noticeTimer);
-      this.noticeTimer = null;
-    }
-    if (this.removalTimer !== null) {
-      clearTimeout(this.removalTimer);
-      this.removalTimer = null;
-    }
+    this.runtime.halt();
     if (this.abortListener !== null && this.opts.signal !== null) {
       this.opts.signal.removeEventListener('abort', this.abortListener);
     }
@@ -1200,9 +872,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       this.rejectAll(new StoppedError('request', detail, error ?? undefined));
       // Never close the WAL under a write: wait for the pass (it returns right after its WAL
       // write completes, seeing state !== 'running').
-      if (this.passInFlight !== null) await this.passInFlight;
-      if (this.snapshotSave !== null) await this.snapshotSave;
-      await this.unsyncedWrite;
+      await this.runtime.drain();
       await this.transport.stop().catch((err: unknown) =>
         this.opts.logger.warn('transport stop failed', { error: asError(err).message }),
       );

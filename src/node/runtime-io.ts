@@ -1,0 +1,61 @@
+/**
+ * The seams of NodeRuntime (runtime.ts): everything it needs from the world, as interfaces, so
+ * the same Ready-pass code runs in production (NodeStorage, Transport, real timers; composed by
+ * RaftNode) and in a deterministic simulator (simulated disk, network and virtual clock).
+ *
+ * The runtime calls no global timer, clock or random source itself: it schedules passes and
+ * timers only through RuntimeClock, and its randomness (the core's RandomSource, the
+ * incarnation) is given to it.
+ */
+
+import type { Entry, HardState, Message, NodeId, Snapshot } from '../raft/types.js';
+
+/** Durable storage, as the Ready pass uses it (NodeStorage in production). Any rejection is
+ * fatal: the runtime stops and never retries a write. */
+export interface RuntimeStorage {
+  /** One WAL append: `entries` then `hardState` (null: unchanged). Resolves once durable when
+   * `mustSync`; otherwise once written (a commit-index-only hard state, which a crash may lose).
+   * Writes take effect in call order. */
+  save(hardState: HardState | null, entries: Entry[], mustSync: boolean): Promise<void>;
+  /** Makes a snapshot durable (the snapshot file first, then its WAL marker; both synced). */
+  saveSnapshot(snapshot: Snapshot): Promise<void>;
+  /** Everything before `index` is covered by a durable snapshot: storage may drop it. */
+  releaseTo(index: number): Promise<void>;
+}
+
+/** The peer transport, as the Ready pass uses it (Transport in production). */
+export interface RuntimeTransport {
+  /** Queues messages for their peers; never throws for an unreachable peer. */
+  send(messages: Message[]): void;
+  /** Puts queued messages on the wire now (the leader's appends, before its own WAL write). */
+  flushNow(): void;
+  addPeer(id: NodeId, url: string): void;
+  removePeer(id: NodeId): void;
+}
+
+/** A pending timer of a RuntimeClock. */
+export interface RuntimeTimer {
+  /** Stops the timer; nothing happens if it already fired. */
+  cancel(): void;
+}
+
+/** Scheduling, as the Ready pass uses it (setImmediate/setTimeout in production). */
+export interface RuntimeClock {
+  /** Runs `pass` soon, after every input already queued (production: setImmediate, so all
+   * inputs of one event-loop turn go into one pass). Must NOT run it synchronously. */
+  schedulePass(pass: () => void): void;
+  /** Runs `fire` once after `ms` milliseconds unless cancelled. */
+  setTimer(fire: () => void, ms: number): RuntimeTimer;
+}
+
+/** Latency tracing (RAFTKV_TRACE in production): events for log index ranges. */
+export type RuntimeTracer = (event: string, lo: number, hi: number, peer?: number) => void;
+
+/** The production clock: setImmediate for passes, setTimeout for timers. */
+export const REAL_CLOCK: RuntimeClock = {
+  schedulePass: (pass) => void setImmediate(pass),
+  setTimer: (fire, ms) => {
+    const timer = setTimeout(fire, ms);
+    return { cancel: () => clearTimeout(timer) };
+  },
+};
