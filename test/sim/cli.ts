@@ -59,7 +59,7 @@ function parseArgs(argv: string[]): CliOptions {
   return opts;
 }
 
-function main(): number {
+async function main(): Promise<number> {
   let opts: CliOptions;
   try {
     opts = parseArgs(process.argv.slice(2));
@@ -72,7 +72,7 @@ function main(): number {
   let runs = 0;
   let violations = 0;
   for (let seed = opts.seed; seed < opts.seed + opts.runs; seed++) {
-    const result = runSeed({ seed, steps: opts.steps, mutation: opts.mutation, traceLines: opts.traceLines });
+    const result = await runSeed({ seed, steps: opts.steps, mutation: opts.mutation, traceLines: opts.traceLines });
     runs++;
     if (opts.verbose || opts.runs === 1) {
       const s = result.stats;
@@ -98,4 +98,4 @@ function main(): number {
   return violations > 0 ? 1 : 0;
 }
 
-process.exitCode = main();
+process.exitCode = await main();

@@ -1,21 +1,29 @@
 /**
- * One simulated server: a RawNode, its durable storage and its state machine, driven through
- * the Ready protocol in two separately scheduled phases so the simulator can crash a node
- * between them:
+ * One simulated server: the production Ready pass (src/node/runtime.ts, NodeRuntime) over a
+ * simulated disk, the simulated network and a virtual clock, with a chain-hash state machine.
  *
- *   persist (phase A): take ready(); send parallelMessages (before or after the write, at
- *     random); make snapshot, entries and hard state durable.
- *   publish (phase B): send messages; restore/apply to the state machine; serve reads;
- *     advance(); maybe snapshot + compact.
+ * The runtime is asynchronous; here every promise it waits on is settled by a simulator step:
  *
- * Durability model: `storage` (a MemoryStorage) IS the durable state, written only in phase A.
+ *   pass:     run the Ready pass the runtime scheduled (clock.schedulePass);
+ *   durable:  the oldest queued disk write becomes durable (FIFO, as a sequential WAL);
+ *   complete: the oldest durable write reports completion (its promise resolves), and the
+ *             runtime goes on (publishes: sends messages, applies, advances, snapshots);
+ *   timer:    a virtual-clock timer (one step = one millisecond) is due.
+ *
+ * After each step the simulator drains the microtask queue, so the runtime runs until it waits
+ * on the disk again. A crash between `durable` and `complete` is a crash between persisting and
+ * publishing; a crash before `durable` loses the write (the leader's parallel appends may
+ * already be on the wire).
+ *
+ * Durability model: `storage` (a MemoryStorage) IS the disk, changed only by `durable` steps.
  * A hard-state write with mustSync=false (only the commit moved) is not synced: a crash loses
  * it with probability 1/2 unless a later synced write (entries, vote/term, snapshot) flushed it,
- * as with a sequential WAL. A crash also loses everything volatile: the RawNode, an unfinished
- * Ready (its messages are never sent), the state machine, pending reads.
+ * as with a sequential WAL. A crash also loses everything volatile: the runtime (its RawNode,
+ * its in-memory log, an unfinished Ready, pending timers), the state machine, pending reads.
  *
- * Restart builds a new RawNode over the same storage with applied = the snapshot index; the
- * state machine is the snapshot's state, and committed entries after it are applied again.
+ * Restart replays the disk into a new runtime (as NodeStorage.open does): the snapshot, the
+ * hard state and the entries after the snapshot; the state machine is the snapshot's state,
+ * and committed entries after it are applied again.
  *
  * The state machine is a chain hash over the applied entries (see hash.ts): two replicas have
  * the same state iff they have the same (applied index, chain).
@@ -23,12 +31,9 @@
 import {
   MemoryStorage,
   ProposalDroppedError,
-  RawNode,
-  decodeConfChange,
-  type RaftConfig,
+  type RawNode,
 } from '../../src/raft/index.js';
 import {
-  EntryType,
   MessageType,
   Role,
   type ConfState,
@@ -36,8 +41,20 @@ import {
   type HardState,
   type Message,
   type NodeId,
-  type Ready,
+  type ReadState,
+  type Snapshot,
+  type SoftState,
 } from '../../src/raft/types.js';
+import { decodeSnapshotData } from '../../src/node/envelope.js';
+import { SILENT_LOGGER, type AppliedEntry, type StateMachine } from '../../src/node/options.js';
+import { NodeRuntime, type AppliedOutcome, type RuntimeHooks, type RuntimeRaftConfig } from '../../src/node/runtime.js';
+import type {
+  RuntimeClock,
+  RuntimeStorage,
+  RuntimeTimer,
+  RuntimeTransport,
+} from '../../src/node/runtime-io.js';
+import type { Replay } from '../../src/node/storage.js';
 import { violation, type Checker, type LogMirror, type PendingRead } from './checker.js';
 import { chainHash } from './hash.js';
 import type { SimRandom } from './prng.js';
@@ -57,31 +74,19 @@ export interface HostEnvironment {
   readonly trace: Trace;
   readonly checker: Checker;
   readonly random: SimRandom;
+  /** The current step: the virtual clock, in milliseconds. */
+  readonly now: number;
   /** Per-seed knobs. */
   readonly snapshotEvery: number;
   readonly compactKeep: number;
   /** A deliberate durability bug in this harness, to prove the checker catches such bugs. */
   readonly mutation: Mutation;
-  raftConfig(id: NodeId, storage: MemoryStorage, applied: number): RaftConfig;
+  raftSettings(): RuntimeRaftConfig;
   send(sender: NodeId, message: Message): void;
   /** This host just sent a granted vote (the simulator may reboot it soon: BUGGIFY). */
   voteGranted(host: NodeHost): void;
   /** A ConfChange was applied by this host; `cs` is the resulting membership. */
   confApplied(host: NodeHost, index: number, cs: ConfState): void;
-}
-
-const PARALLEL_TYPES = new Set<MessageType>([
-  MessageType.App,
-  MessageType.Heartbeat,
-  MessageType.Snap,
-  MessageType.TimeoutNow,
-]);
-
-interface TakenReady {
-  rd: Ready;
-  becameLeader: boolean;
-  newTerm: number;
-  parallelSent: boolean;
 }
 
 const FORWARDED_TYPES = new Set<MessageType>([
@@ -90,25 +95,46 @@ const FORWARDED_TYPES = new Set<MessageType>([
   MessageType.TransferLeader,
 ]);
 
-const EMPTY_CONF: ConfState = { voters: [], learners: [] };
+/** A removed node keeps running this many virtual milliseconds (as RaftNode's grace period). */
+const REMOVAL_GRACE_MS = 20;
+
+/** One queued disk write: `apply` makes it durable, then `resolve` reports completion. */
+interface DiskWrite {
+  what: string;
+  apply: () => void;
+  resolve: () => void;
+}
+
+interface VirtualTimer {
+  at: number;
+  fire: () => void;
+  cancelled: boolean;
+}
+
+type StepKind = 'pass' | 'durable' | 'complete' | 'timer';
 
 export class NodeHost implements LogMirror {
   state: HostState = 'down';
-  raw: RawNode | null = null;
+  runtime: NodeRuntime<void> | null = null;
+  /** The disk: durable state only. */
   storage = new MemoryStorage();
-  /** First index of the entries written by the last persist phase (lose-acked-entries). */
+  /** First index of the entries written by the last durable append (lose-acked-entries). */
   private lastAppendFrom = 0;
   /** The hard state known to be on disk after a crash (the last synced one). */
   private syncedHardState: HardState = { term: 0, vote: 0, commit: 0 };
   private hardStateUnsynced = false;
-  /** Hard state as of the last persisted Ready of this incarnation. */
+  /** The last hard state handed to the disk by this incarnation. */
   private lastHardState: HardState = { term: 0, vote: 0, commit: 0 };
-  /** A Ready whose persist phase is done and whose publish phase is pending. */
-  inProgress: Ready | null = null;
-  /** A Ready taken whose parallel messages went out but whose write is not durable yet. */
-  private taken: TakenReady | null = null;
-  /** Set on any input; cleared once hasReady() says there is nothing. */
-  maybeReady = false;
+  /** Leader completeness is checked once the Ready that made this host leader is durable. */
+  private leaderCheckTerm = 0;
+  /** Disk writes in call order; the first `durableWrites` of them are durable. */
+  private readonly writes: DiskWrite[] = [];
+  private durableWrites = 0;
+  /** The Ready pass the runtime scheduled, not yet run. */
+  private scheduledPass: (() => void) | null = null;
+  private timers: VirtualTimer[] = [];
+  /** The runtime reported a fatal error (a violation thrown inside the pass, or a core error). */
+  private failure: Error | null = null;
   incarnation = 0;
   /** Step at which this host last sent a granted VoteResp (crash targeting). */
   lastVoteGrantStep = -1;
@@ -116,13 +142,10 @@ export class NodeHost implements LogMirror {
   // Volatile state machine.
   smApplied = 0;
   smChain = 0;
-  smConf: ConfState = EMPTY_CONF;
-  private lastSnapshotIndex = 0;
 
-  // What the host last learned from Ready.softState / hardState.
+  // What the host last learned from Ready.softState.
   role: Role = Role.Follower;
   leader: NodeId = 0;
-  term = 0;
 
   // LogMirror: the checker's view of the durable log.
   chain: number[] = [0];
@@ -139,10 +162,18 @@ export class NodeHost implements LogMirror {
     private readonly env: HostEnvironment,
   ) {}
 
-  /** Between taking a Ready and finishing it (write pending, or messages not yet sent). */
+  get raw(): RawNode | null {
+    return this.runtime?.rawNode ?? null;
+  }
+
+  get term(): number {
+    return this.runtime?.term ?? this.lastHardState.term;
+  }
+
+  /** Between taking a Ready and finishing it (a write pending, or durable but not published). */
   get midReady(): string {
-    if (this.taken !== null) return 'parallel messages sent, write pending';
-    if (this.inProgress !== null) return 'between persist and send';
+    if (this.writes.length > this.durableWrites) return 'write pending, not yet durable';
+    if (this.durableWrites > 0) return 'write durable, not yet published';
     return '';
   }
 
@@ -160,57 +191,87 @@ export class NodeHost implements LogMirror {
    * state at startup (it crashed before its bootstrap Ready was written) bootstraps again. */
   private bootstrapPeers: NodeId[] | null = null;
 
-  /** (Re)starts from durable storage only. */
+  /** (Re)starts from durable storage only, as RaftNode.start does from NodeStorage's replay. */
   start(): void {
     if (this.state === 'retired') throw new Error(`n${this.id} is retired`);
     const snap = this.storage.snapshot();
-    if (snap.metadata.index > 0) {
-      const { index, chain } = decodeState(snap.data);
-      if (index !== snap.metadata.index) {
-        violation(`n${this.id} snapshot data is for index ${index} but metadata says ${snap.metadata.index}`);
+    const snapIndex = snap.metadata.index;
+    if (snapIndex > 0) {
+      const { index, chain } = decodeState(decodeSnapshotData(snap.data).stateMachine);
+      if (index !== snapIndex) {
+        violation(`n${this.id} snapshot data is for index ${index} but metadata says ${snapIndex}`);
       }
       this.env.checker.onRestore(this.id, index, chain);
       this.smApplied = index;
       this.smChain = chain;
-      this.smConf = snap.metadata.confState;
     } else {
       this.smApplied = 0;
       this.smChain = 0;
-      this.smConf = EMPTY_CONF;
     }
-    this.lastSnapshotIndex = snap.metadata.index;
     const hs = this.storage.initialState().hardState;
     this.lastHardState = hs;
-    this.term = hs.term;
     this.role = Role.Follower;
     this.leader = 0;
     this.incarnation++;
-    this.raw = new RawNode(this.env.raftConfig(this.id, this.storage, this.smApplied));
+    this.failure = null;
+    const from = Math.max(this.storage.firstIndex(), snapIndex + 1);
+    const last = this.storage.lastIndex();
+    const replay: Replay = {
+      snapshot: snapIndex > 0 ? snap : null,
+      hardState: hs,
+      entries: last >= from ? this.storage.entries(from, last + 1, Number.MAX_SAFE_INTEGER) : [],
+    };
+    const runtime = new NodeRuntime<void>({
+      id: this.id,
+      replay,
+      peerUrls: new Map(),
+      raft: this.env.raftSettings(),
+      random: this.env.random,
+      incarnation: this.incarnation,
+      storage: this.diskFor(),
+      transport: this.transportFor(),
+      clock: this.clockFor(),
+      stateMachine: this.stateMachineFor(),
+      hooks: this.hooksFor(),
+      logger: SILENT_LOGGER,
+      snapshotCount: this.env.snapshotEvery,
+      snapshotCatchUpEntries: this.env.compactKeep,
+      commitNotifyDelayMs: 0,
+      removalGraceMs: REMOVAL_GRACE_MS,
+      onPassStart: null,
+      tracer: null,
+    });
+    this.runtime = runtime;
     // The core must come back with exactly the durable term and vote (a forgotten vote allows
     // two leaders in one term, which needs a rare schedule to show up otherwise).
-    const st = this.raw.status();
+    const st = runtime.rawNode.status();
     if (st.term !== hs.term || st.vote !== hs.vote || st.commit < hs.commit) {
       violation(`n${this.id} restarted with term/vote/commit ${st.term}/${st.vote}/${st.commit} but ` +
         `storage holds ${hs.term}/${hs.vote}/${hs.commit}`);
     }
     this.state = 'running';
-    this.inProgress = null;
-    this.taken = null;
-    const empty = hs.term === 0 && this.storage.lastIndex() === 0 && snap.metadata.index === 0;
+    const empty = hs.term === 0 && this.storage.lastIndex() === 0 && snapIndex === 0;
     if (empty && this.bootstrapPeers !== null) {
-      this.raw.bootstrap(this.bootstrapPeers);
+      runtime.rawNode.bootstrap(this.bootstrapPeers);
       if (this.incarnation > 1) this.env.trace.add('bootstrap', this.id, null, 'no durable state: bootstrapping again');
     }
-    this.maybeReady = true;
+    runtime.schedule();
   }
 
   crash(): void {
     this.state = 'down';
-    this.raw = null;
-    this.inProgress = null;
-    if (this.taken !== null) this.env.trace.add('lost-write', this.id, null, 'crashed before the pending write was durable');
-    this.taken = null;
-    this.maybeReady = false;
+    // The process is gone: its runtime, pending writes, scheduled pass and timers with it. The
+    // promises it waits on are never settled, so none of its code runs again.
+    this.runtime?.halt();
+    this.runtime = null;
+    if (this.writes.length > this.durableWrites) {
+      this.env.trace.add('lost-write', this.id, null, 'crashed before the pending write was durable');
+    }
+    this.writes.length = 0;
+    this.durableWrites = 0;
+    this.scheduledPass = null;
+    this.timers = [];
+    this.leaderCheckTerm = 0;
     this.reads.length = 0;
     this.readIndexes.length = 0;
     this.role = Role.Follower;
@@ -220,6 +281,7 @@ export class NodeHost implements LogMirror {
       this.env.trace.add('lost-write', this.id, null, `unsynced commit lost; commit back to ${this.syncedHardState.commit}`);
     }
     this.hardStateUnsynced = false;
+    this.lastHardState = this.storage.initialState().hardState;
     if (this.env.mutation === 'forget-vote') {
       const hs = this.storage.initialState().hardState;
       if (hs.vote !== 0) this.storage.setHardState({ ...hs, vote: 0 });
@@ -252,81 +314,146 @@ export class NodeHost implements LogMirror {
     this.state = 'retired';
   }
 
-  /** True if a persist or publish phase can run now. */
+  private steps(): StepKind[] {
+    const kinds: StepKind[] = [];
+    if (this.state !== 'running') return kinds;
+    if (this.scheduledPass !== null) kinds.push('pass');
+    if (this.writes.length > this.durableWrites) kinds.push('durable');
+    if (this.durableWrites > 0) kinds.push('complete');
+    if (this.timers.some((t) => t.at <= this.env.now)) kinds.push('timer');
+    return kinds;
+  }
+
+  /** True if a step can run now. */
   hasWork(): boolean {
-    if (this.state !== 'running') return false;
-    if (this.inProgress !== null || this.taken !== null) return true;
-    if (!this.maybeReady) return false;
-    if ((this.raw as RawNode).hasReady()) return true;
-    this.maybeReady = false;
-    return false;
+    return this.steps().length > 0;
   }
 
-  /** Runs the next phase; returns false if there was nothing to do. */
+  /**
+   * Runs one step (chosen at random among those possible); returns false if there was nothing
+   * to do. The caller must then drain the microtask queue and call checkFailure().
+   */
   processNext(): boolean {
-    if (this.inProgress !== null) {
-      this.publish();
-      return true;
-    }
-    if (this.taken !== null) {
-      this.write(this.taken);
-      return true;
-    }
-    if (this.hasWork()) {
-      this.persist();
-      return true;
-    }
-    return false;
-  }
-
-  // ---------------------------------------------------------------- phase A: persist
-
-  private persist(): void {
-    const raw = this.raw as RawNode;
-    const rd = raw.ready();
-    const { trace, checker, random } = this.env;
-    trace.add('persist', this.id, null, describeReady(rd));
-    let becameLeader = false;
-    if (rd.softState !== null) {
-      this.role = rd.softState.role;
-      this.leader = rd.softState.leader;
-      becameLeader = rd.softState.role === Role.Leader;
-    }
-    const newTerm = rd.hardState !== null ? rd.hardState.term : this.term;
-    if (becameLeader) checker.onLeader(newTerm, this.id, 'Ready.softState');
-
-    for (const m of rd.parallelMessages) {
-      if (!PARALLEL_TYPES.has(m.type)) {
-        violation(`n${this.id} put ${MessageType[m.type]} in parallelMessages (may be sent before persisting)`);
+    const kinds = this.steps();
+    if (kinds.length === 0) return false;
+    const kind = kinds.length === 1 ? kinds[0] as StepKind : this.env.random.pick(kinds);
+    switch (kind) {
+      case 'pass': {
+        const pass = this.scheduledPass as () => void;
+        this.scheduledPass = null;
+        pass();
+        break;
       }
-      if (m.from !== this.id) violation(`n${this.id} emitted a message from n${m.from}`);
-    }
-    const taken: TakenReady = { rd, becameLeader, newTerm, parallelSent: false };
-    if (rd.parallelMessages.length > 0 && random.chance(0.5)) {
-      for (const m of rd.parallelMessages) this.env.send(this.id, m);
-      taken.parallelSent = true;
-      if (random.chance(0.5)) {
-        // The disk write completes in a later step: a crash in between loses it although the
-        // leader's appends are already on the wire.
-        this.taken = taken;
-        trace.add('write-pending', this.id, null, 'parallel messages sent, write not yet durable');
-        return;
+      case 'durable': {
+        const w = this.writes[this.durableWrites] as DiskWrite;
+        this.durableWrites++;
+        this.env.trace.add('durable', this.id, null, w.what);
+        w.apply();
+        break;
+      }
+      case 'complete': {
+        const w = this.writes.shift() as DiskWrite;
+        this.durableWrites--;
+        this.env.trace.add('publish', this.id, null, `${w.what} completed`);
+        w.resolve();
+        break;
+      }
+      case 'timer': {
+        const i = this.timers.findIndex((t) => t.at <= this.env.now);
+        const [t] = this.timers.splice(i, 1);
+        if (!t!.cancelled) t!.fire();
+        break;
       }
     }
-    this.write(taken);
+    return true;
   }
 
-  /** The durable write of a taken Ready (snapshot, entries, hard state), then phase B is due. */
-  private write(taken: TakenReady): void {
-    const { rd, becameLeader, newTerm } = taken;
-    const { checker } = this.env;
-    this.taken = null;
-    // Everything below is one durable write, synced if mustSync or a snapshot is involved.
+  /** Rethrows what the runtime reported as fatal (a violation found inside its pass). */
+  checkFailure(): void {
+    if (this.failure !== null) throw this.failure;
+  }
+
+  // ---------------------------------------------------------------- the runtime's seams
+
+  private queueWrite(what: string, apply: () => void): Promise<void> {
+    return new Promise<void>((resolve) => this.writes.push({ what, apply, resolve }));
+  }
+
+  private diskFor(): RuntimeStorage {
+    return {
+      save: (hs, entries, mustSync) => this.save(hs, entries, mustSync),
+      saveSnapshot: (snap) => this.queueWrite(`snapshot ${snap.metadata.index}@${snap.metadata.term}`,
+        () => this.persistSnapshot(snap)),
+      releaseTo: (index) => this.queueWrite(`release to ${index}`, () => this.release(index)),
+    };
+  }
+
+  private transportFor(): RuntimeTransport {
+    return {
+      send: (messages) => {
+        for (const m of messages) this.sendOne(m);
+      },
+      flushNow: () => {},
+      addPeer: () => {},
+      removePeer: () => {},
+    };
+  }
+
+  private clockFor(): RuntimeClock {
+    return {
+      schedulePass: (pass) => {
+        if (this.scheduledPass !== null) violation(`n${this.id} runtime scheduled a second pass before the first ran`);
+        this.scheduledPass = pass;
+      },
+      setTimer: (fire, ms): RuntimeTimer => {
+        const timer: VirtualTimer = { at: this.env.now + ms, fire, cancelled: false };
+        this.timers.push(timer);
+        return { cancel: () => void (timer.cancelled = true) };
+      },
+    };
+  }
+
+  private stateMachineFor(): StateMachine<void> {
+    // The chain is folded in entryApplied (every entry, ConfChange and empty ones too); the
+    // runtime hands only normal entries with data to apply().
+    return {
+      apply: (_entry: AppliedEntry) => undefined,
+      snapshot: () => {
+        if (this.runtime !== null && this.smApplied !== this.runtime.appliedIndex) {
+          violation(`n${this.id} snapshot at applied ${this.runtime.appliedIndex} but the state machine is at ${this.smApplied}`);
+        }
+        return encodeState(this.smApplied, this.smChain);
+      },
+      restore: (data) => this.restore(data),
+    };
+  }
+
+  private hooksFor(): RuntimeHooks<void> {
+    return {
+      feedCore: () => {},
+      hasQueuedInput: () => false,
+      softStateChanged: (ss) => this.onSoftState(ss),
+      entriesAppended: () => {},
+      readStateReady: (rs) => this.onReadState(rs),
+      entryApplied: (entry, _ownSeq, outcome) => this.onApplied(entry, outcome),
+      snapshotInstalled: () => {},
+      appliedAdvanced: () => this.serveReads(),
+      removed: () => this.env.trace.add('removed', this.id, null, 'the runtime reports its removal (grace period over)'),
+      fatal: (error) => {
+        this.failure ??= error;
+        this.runtime?.halt();
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- disk
+
+  private save(hs: HardState | null, entries: Entry[], mustSync: boolean): Promise<void> {
+    // The Ready's own invariants, checked when the runtime hands it to the disk.
     const prev = this.lastHardState;
-    if (rd.hardState !== null) {
-      const hs = rd.hardState;
+    if (hs !== null) {
       const termOrVoteChanged = hs.term !== prev.term || hs.vote !== prev.vote;
-      if (termOrVoteChanged && !rd.mustSync) {
+      if (termOrVoteChanged && !mustSync) {
         violation(`n${this.id} Ready changed term/vote (${prev.term}/${prev.vote} -> ${hs.term}/${hs.vote}) with mustSync=false`);
       }
       if (hs.term < prev.term) violation(`n${this.id} term went backwards ${prev.term} -> ${hs.term}`);
@@ -334,108 +461,71 @@ export class NodeHost implements LogMirror {
       if (hs.term === prev.term && prev.vote !== 0 && hs.vote !== prev.vote) {
         violation(`n${this.id} changed its vote in term ${hs.term} from n${prev.vote} to n${hs.vote}`);
       }
+      this.lastHardState = hs;
     }
-    if (rd.entries.length > 0 && !rd.mustSync) violation(`n${this.id} Ready has entries with mustSync=false`);
-
-    if (rd.snapshot !== null) {
-      this.storage.applySnapshot(rd.snapshot);
-      checker.onPersistSnapshot(this.mirror(), rd.snapshot);
-    }
-    if (rd.entries.length > 0) {
-      this.lastAppendFrom = (rd.entries[0] as Entry).index;
-      this.storage.append(rd.entries);
-      checker.onPersistEntries(this.mirror(), rd.entries);
-    }
-    if (rd.hardState !== null) {
-      this.storage.setHardState(rd.hardState);
-      this.lastHardState = rd.hardState;
-      this.term = rd.hardState.term;
-    }
-    const synced = rd.mustSync || rd.snapshot !== null;
-    if (synced) {
-      this.syncedHardState = this.storage.initialState().hardState;
-      this.hardStateUnsynced = false;
-    } else if (rd.hardState !== null) {
-      this.hardStateUnsynced = true;
-    }
-    if (rd.hardState !== null && rd.hardState.commit > prev.commit) {
-      checker.onCommitAdvance(this.mirror(), prev.commit, rd.hardState.commit, rd.hardState.term);
-    }
-    if (becameLeader) checker.checkLeaderCompleteness(this.mirror(), newTerm);
-
-    if (!taken.parallelSent) for (const m of rd.parallelMessages) this.env.send(this.id, m);
-    this.inProgress = rd;
+    if (entries.length > 0 && !mustSync) violation(`n${this.id} Ready has entries with mustSync=false`);
+    const leaderCheckTerm = this.leaderCheckTerm;
+    this.leaderCheckTerm = 0;
+    return this.queueWrite(describeWrite(hs, entries, mustSync), () => {
+      const { checker } = this.env;
+      const prevCommit = this.storage.initialState().hardState.commit;
+      if (entries.length > 0) {
+        this.lastAppendFrom = (entries[0] as Entry).index;
+        this.storage.append(entries);
+        checker.onPersistEntries(this.mirror(), entries);
+      }
+      if (hs !== null) this.storage.setHardState(hs);
+      if (mustSync) {
+        this.syncedHardState = this.storage.initialState().hardState;
+        this.hardStateUnsynced = false;
+      } else if (hs !== null) {
+        this.hardStateUnsynced = true;
+      }
+      if (hs !== null && hs.commit > prevCommit) checker.onCommitAdvance(this.mirror(), prevCommit, hs.commit, hs.term);
+      if (leaderCheckTerm !== 0) checker.checkLeaderCompleteness(this.mirror(), leaderCheckTerm);
+    });
   }
 
-  // ---------------------------------------------------------------- phase B: publish
-
-  private publish(): void {
-    const rd = this.inProgress as Ready;
-    this.inProgress = null;
-    const raw = this.raw as RawNode;
-    const { trace, checker } = this.env;
-    trace.add('publish', this.id, null,
-      `msgs=${rd.messages.length} apply=${rd.committedEntries.length}${rd.readStates.length > 0 ? ` reads=${rd.readStates.length}` : ''}`);
-
-    for (const m of rd.messages) {
-      // Forwarded proposals / read requests / transfer requests keep their origin as `from`.
-      if (m.from !== this.id && !FORWARDED_TYPES.has(m.type)) {
-        violation(`n${this.id} emitted ${MessageType[m.type]} with from=n${m.from}`);
-      }
-      this.checkDurableBeforeSend(m);
-      if (m.type === MessageType.VoteResp && !m.reject) {
-        this.lastVoteGrantStep = this.env.trace.step;
-        this.env.voteGranted(this);
-      }
-      this.env.send(this.id, m);
+  /** A leader's snapshot replaces the log; our own (the log holds its index) keeps the tail. */
+  private persistSnapshot(snap: Snapshot): void {
+    const { index, term } = snap.metadata;
+    if (index <= this.storage.snapshot().metadata.index) return; // older than the durable one
+    const ours = index <= this.storage.lastIndex() && index >= this.storage.firstIndex() &&
+      this.storage.term(index) === term;
+    if (ours) {
+      this.storage.createSnapshot(index, snap.metadata.confState, snap.data);
+    } else {
+      this.storage.applySnapshot(snap);
+      this.env.checker.onPersistSnapshot(this.mirror(), snap);
     }
+    // A snapshot save is synced and flushes earlier unsynced hard-state writes.
+    this.syncedHardState = this.storage.initialState().hardState;
+    this.hardStateUnsynced = false;
+  }
 
-    if (rd.snapshot !== null) {
-      const { index, chain } = decodeState(rd.snapshot.data);
-      if (index !== rd.snapshot.metadata.index) violation(`snapshot data/metadata index mismatch at n${this.id}`);
-      if (index <= this.smApplied) {
-        violation(`n${this.id} applied went backwards: snapshot at ${index} while applied = ${this.smApplied}`);
-      }
-      checker.onRestore(this.id, index, chain);
-      this.smApplied = index;
-      this.smChain = chain;
-      this.smConf = rd.snapshot.metadata.confState;
-      this.lastSnapshotIndex = index;
-      trace.add('restore', this.id, null, `state machine <- snapshot ${index}`);
+  /** Log compaction behind a durable snapshot, keeping compactKeep entries. */
+  private release(index: number): void {
+    const compactTo = Math.min(index, this.storage.snapshot().metadata.index) - this.env.compactKeep;
+    if (compactTo > this.storage.firstIndex() - 1 && compactTo <= this.storage.lastIndex()) {
+      this.storage.compact(compactTo);
+      this.env.checker.onCompact(this.mirror(), compactTo);
+      this.env.trace.add('snapshot', this.id, null, `released up to ${index}, compacted to ${compactTo}`);
     }
+  }
 
-    for (const e of rd.committedEntries) {
-      if (e.index !== this.smApplied + 1) {
-        violation(`n${this.id} asked to apply entry ${e.index} with applied = ${this.smApplied}` +
-          (e.index <= this.smApplied ? ' (applied would go backwards)' : ' (gap)'));
-      }
-      const chain = chainHash(this.smChain, e);
-      checker.onApply(this.id, e, chain);
-      this.smApplied = e.index;
-      this.smChain = chain;
-      if (e.type === EntryType.ConfChange && e.data.length > 0) {
-        const cc = decodeConfChange(e.data);
-        const cs = raw.applyConfChange(cc);
-        this.smConf = cs;
-        checker.onConfApplied(this.id, e.index, cs);
-        this.env.confApplied(this, e.index, cs);
-      }
+  // ---------------------------------------------------------------- network
+
+  private sendOne(m: Message): void {
+    // Forwarded proposals / read requests / transfer requests keep their origin as `from`.
+    if (m.from !== this.id && !FORWARDED_TYPES.has(m.type)) {
+      violation(`n${this.id} emitted ${MessageType[m.type]} with from=n${m.from}`);
     }
-
-    for (const rs of rd.readStates) {
-      const readId = decodeReadId(rs.context);
-      const read = checker.onReadState(this.id, readId, rs.index);
-      if (read !== null) {
-        trace.add('read-state', this.id, null, `read ${readId} at index ${rs.index} (needs >= ${read.minIndex})`);
-        this.reads.push(read);
-        this.readIndexes.push(rs.index);
-      }
+    this.checkDurableBeforeSend(m);
+    if (m.type === MessageType.VoteResp && !m.reject) {
+      this.lastVoteGrantStep = this.env.trace.step;
+      this.env.voteGranted(this);
     }
-
-    raw.advance(rd);
-    this.maybeReady = true;
-    this.serveReads();
-    this.maybeSnapshot();
+    this.env.send(this.id, m);
   }
 
   private checkDurableBeforeSend(m: Message): void {
@@ -449,6 +539,57 @@ export class NodeHost implements LogMirror {
     }
     if (m.type === MessageType.AppResp && !m.reject && m.term === this.term && m.index > this.logLast) {
       violation(`n${this.id} acknowledged index ${m.index} but its durable log ends at ${this.logLast}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- state machine and reads
+
+  private onSoftState(ss: SoftState): void {
+    this.role = ss.role;
+    this.leader = ss.leader;
+    if (ss.role === Role.Leader) {
+      const term = (this.runtime as NodeRuntime<void>).term;
+      this.env.checker.onLeader(term, this.id, 'Ready.softState');
+      this.leaderCheckTerm = term;
+    }
+  }
+
+  private onApplied(e: Entry, outcome: AppliedOutcome<void>): void {
+    if (e.index !== this.smApplied + 1) {
+      violation(`n${this.id} asked to apply entry ${e.index} with applied = ${this.smApplied}` +
+        (e.index <= this.smApplied ? ' (applied would go backwards)' : ' (gap)'));
+    }
+    const chain = chainHash(this.smChain, e);
+    this.env.checker.onApply(this.id, e, chain);
+    this.smApplied = e.index;
+    this.smChain = chain;
+    if (outcome.kind === 'conf-change') {
+      this.env.checker.onConfApplied(this.id, e.index, outcome.confState);
+      this.env.confApplied(this, e.index, outcome.confState);
+    } else if (outcome.kind === 'conf-change-refused') {
+      this.env.trace.add('conf-refused', this.id, null, `index ${e.index}: ${outcome.reason}`);
+    }
+  }
+
+  private restore(data: Uint8Array): void {
+    const { index, chain } = decodeState(data);
+    if (index <= this.smApplied) {
+      violation(`n${this.id} applied went backwards: snapshot at ${index} while applied = ${this.smApplied}`);
+    }
+    this.env.checker.onRestore(this.id, index, chain);
+    this.smApplied = index;
+    this.smChain = chain;
+    this.env.trace.add('restore', this.id, null, `state machine <- snapshot ${index}`);
+  }
+
+  private onReadState(rs: ReadState): void {
+    const readId = decodeReadId(rs.context);
+    const read = this.env.checker.onReadState(this.id, readId, rs.index);
+    if (read !== null) {
+      this.env.trace.add('read-state', this.id, null, `read ${readId} at index ${rs.index} (needs >= ${read.minIndex})`);
+      this.reads.push(read);
+      this.readIndexes.push(rs.index);
+      this.serveReads();
     }
   }
 
@@ -467,29 +608,12 @@ export class NodeHost implements LogMirror {
     }
   }
 
-  private maybeSnapshot(): void {
-    const every = this.env.snapshotEvery;
-    if (this.smApplied - this.lastSnapshotIndex < every) return;
-    const index = this.smApplied;
-    this.storage.createSnapshot(index, this.smConf, encodeState(index, this.smChain));
-    this.lastSnapshotIndex = index;
-    // A snapshot save is synced and flushes earlier unsynced hard-state writes.
-    this.syncedHardState = this.storage.initialState().hardState;
-    this.hardStateUnsynced = false;
-    const compactTo = index - this.env.compactKeep;
-    if (compactTo > this.storage.firstIndex() - 1) {
-      this.storage.compact(compactTo);
-      this.env.checker.onCompact(this.mirror(), compactTo);
-    }
-    this.env.trace.add('snapshot', this.id, null, `snapshot at ${index}, compacted to ${compactTo}`);
-  }
-
-  /** Calls `fn` on the RawNode, turning a ProposalDroppedError into a trace line. */
+  /** Calls `fn` on the RawNode, turning a ProposalDroppedError into a trace line, and
+   * schedules a pass (as every RaftNode input does). */
   tryInput(what: string, fn: (raw: RawNode) => void): boolean {
-    const raw = this.raw as RawNode;
-    this.maybeReady = true;
+    const runtime = this.runtime as NodeRuntime<void>;
     try {
-      fn(raw);
+      fn(runtime.rawNode);
       return true;
     } catch (err) {
       if (err instanceof ProposalDroppedError) {
@@ -497,6 +621,8 @@ export class NodeHost implements LogMirror {
         return false;
       }
       throw err;
+    } finally {
+      runtime.schedule();
     }
   }
 
@@ -505,20 +631,11 @@ export class NodeHost implements LogMirror {
   }
 }
 
-function describeReady(rd: Ready): string {
+function describeWrite(hs: HardState | null, entries: Entry[], mustSync: boolean): string {
   const parts: string[] = [];
-  if (rd.softState !== null) parts.push(`soft=${rd.softState.role}/lead${rd.softState.leader}`);
-  if (rd.hardState !== null) parts.push(`hs=${rd.hardState.term}/${rd.hardState.vote}/${rd.hardState.commit}`);
-  if (rd.snapshot !== null) parts.push(`snap=${rd.snapshot.metadata.index}/${rd.snapshot.metadata.term}`);
-  if (rd.entries.length > 0) {
-    parts.push(`ents=[${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}]`);
-  }
-  if (rd.committedEntries.length > 0) {
-    parts.push(`commit=[${rd.committedEntries[0]!.index}..${rd.committedEntries[rd.committedEntries.length - 1]!.index}]`);
-  }
-  if (rd.parallelMessages.length > 0) parts.push(`par=${rd.parallelMessages.length}`);
-  if (rd.messages.length > 0) parts.push(`msgs=${rd.messages.length}`);
-  if (rd.mustSync) parts.push('sync');
+  if (hs !== null) parts.push(`hs=${hs.term}/${hs.vote}/${hs.commit}`);
+  if (entries.length > 0) parts.push(`ents=[${entries[0]!.index}..${entries[entries.length - 1]!.index}]`);
+  if (mustSync) parts.push('sync');
   return parts.join(' ');
 }
 

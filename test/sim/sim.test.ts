@@ -37,33 +37,33 @@ describe('raft deterministic simulation', function () {
 
   for (let start = FIRST_SEED; start < FIRST_SEED + SEEDS; start += CHUNK) {
     const end = Math.min(start + CHUNK, FIRST_SEED + SEEDS) - 1;
-    it(`seeds ${start}..${end} keep every invariant for ${STEPS} steps and heal`, () => {
+    it(`seeds ${start}..${end} keep every invariant for ${STEPS} steps and heal`, async () => {
       for (let seed = start; seed <= end; seed++) {
-        const result = runSeed({ seed, steps: STEPS });
+        const result = await runSeed({ seed, steps: STEPS });
         if (!result.ok) assert.fail(formatFailure(result, STEPS));
       }
     });
   }
 
-  it(`regression seeds ${REGRESSION_SEEDS.join(', ')}`, () => {
+  it(`regression seeds ${REGRESSION_SEEDS.join(', ')}`, async () => {
     for (const seed of REGRESSION_SEEDS) {
-      const result = runSeed({ seed, steps: STEPS });
+      const result = await runSeed({ seed, steps: STEPS });
       if (!result.ok) assert.fail(formatFailure(result, STEPS));
     }
   });
 
-  it('catches a harness that loses acknowledged entries on crash (--mutation lose-acked-entries)', () => {
+  it('catches a harness that loses acknowledged entries on crash (--mutation lose-acked-entries)', async () => {
     const failures = [];
     for (let seed = 1; seed <= 10; seed++) {
-      const result = runSeed({ seed, steps: STEPS, mutation: 'lose-acked-entries' });
+      const result = await runSeed({ seed, steps: STEPS, mutation: 'lose-acked-entries' });
       if (!result.ok) failures.push(seed);
     }
     assert.ok(failures.length > 0, 'no seed noticed that acknowledged entries were lost');
   });
 
-  it('is deterministic: the same seed replays the same run', () => {
-    const a = runSeed({ seed: 77, steps: 2000 });
-    const b = runSeed({ seed: 77, steps: 2000 });
+  it('is deterministic: the same seed replays the same run', async () => {
+    const a = await runSeed({ seed: 77, steps: 2000 });
+    const b = await runSeed({ seed: 77, steps: 2000 });
     assert.deepEqual(a.stats, b.stats);
     assert.deepEqual(a.params, b.params);
   });

@@ -9,7 +9,8 @@
  * rounds (tick every node, then deliver everything until quiet): a leader must emerge and fresh
  * proposals must commit on every member within a bounded number of ticks (liveness).
  */
-import { MemoryStorage, encodeMessage, decodeMessage, type RaftConfig } from '../../src/raft/index.js';
+import { encodeMessage, decodeMessage } from '../../src/raft/index.js';
+import type { RuntimeRaftConfig } from '../../src/node/runtime.js';
 import {
   ConfChangeType,
   MessageType,
@@ -183,15 +184,11 @@ export class Sim implements HostEnvironment {
     return this.params.compactKeep;
   }
 
-  raftConfig(id: NodeId, storage: MemoryStorage, applied: number): RaftConfig {
+  raftSettings(): RuntimeRaftConfig {
     const p = this.params;
     return {
-      id,
       electionTick: p.electionTick,
       heartbeatTick: p.heartbeatTick,
-      storage,
-      random: this.random,
-      applied,
       maxSizePerMsg: p.maxSizePerMsg,
       maxInflightMsgs: p.maxInflightMsgs,
       maxInflightBytes: p.maxInflightBytes,
@@ -305,15 +302,15 @@ export class Sim implements HostEnvironment {
 
   // ------------------------------------------------------------------ the run
 
-  run(): SimResult {
+  async run(): Promise<SimResult> {
     let failure: string | null = null;
     try {
       this.bootstrap();
       for (this.now = 1; this.now <= this.options.steps; this.now++) {
         this.trace.step = this.now;
-        this.chaosStep();
+        await this.chaosStep();
       }
-      this.heal();
+      await this.heal();
     } catch (err) {
       failure = err instanceof SimViolation ? err.message
         : `core threw ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
@@ -346,7 +343,19 @@ export class Sim implements HostEnvironment {
     this.trace.add('bootstrap', 0, null, `voters ${ids.join(',')}`);
   }
 
-  private chaosStep(): void {
+  /**
+   * One step of a host's runtime, then everything it does until it waits on the simulator
+   * again: the runtime's continuations are promise callbacks, so the microtask queue is
+   * drained (setImmediate runs only once it is empty; nothing else is pending in a run).
+   */
+  private async runHost(host: NodeHost): Promise<boolean> {
+    if (!host.processNext()) return false;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    host.checkFailure();
+    return true;
+  }
+
+  private async chaosStep(): Promise<void> {
     this.network.promote(this.now);
     this.retireDue(false);
     const reboot = this.pendingReboot;
@@ -374,7 +383,7 @@ export class Sim implements HostEnvironment {
       let k = this.random.intn(readyCount);
       for (const h of hosts) {
         if (h.hasWork() && k-- === 0) {
-          h.processNext();
+          await this.runHost(h);
           return;
         }
       }
@@ -399,7 +408,7 @@ export class Sim implements HostEnvironment {
 
   // ------------------------------------------------------------------ healing + liveness
 
-  private heal(): void {
+  private async heal(): Promise<void> {
     this.healing = true;
     this.now = this.options.steps + 1;
     this.trace.step = this.now;
@@ -425,7 +434,7 @@ export class Sim implements HostEnvironment {
       this.trace.step = this.now;
       this.retireDue(true);
       for (const h of this.hostList) if (h.running) this.tick(h);
-      this.settle();
+      await this.settle();
       const leader = this.currentLeader();
       if (leader !== null) {
         for (const id of writeIds) {
@@ -433,7 +442,7 @@ export class Sim implements HostEnvironment {
           if (pending.get(id) === leader.term) continue;
           if (proposeWrite(this, leader, id)) pending.set(id, leader.term);
         }
-        this.settle();
+        await this.settle();
       }
       if (writeIds.every((id) => this.writeApplied(id))) {
         goal = Math.max(...writeIds.map((id) => this.checker.writeAppliedAt.get(id) as number));
@@ -461,12 +470,12 @@ export class Sim implements HostEnvironment {
   }
 
   /** Delivers every message and runs every Ready until nothing is left. */
-  settle(): void {
+  async settle(): Promise<void> {
     for (let round = 0; ; round++) {
       if (round > 10_000) violation('healing: the cluster does not quiesce (message storm)');
       let progress = false;
       for (const h of this.hostList) {
-        while (h.processNext()) progress = true;
+        while (await this.runHost(h)) progress = true;
       }
       while (this.deliverOne()) progress = true;
       if (!progress) return;
@@ -492,7 +501,7 @@ export class Sim implements HostEnvironment {
   }
 }
 
-export function runSeed(options: SimOptions): SimResult {
+export function runSeed(options: SimOptions): Promise<SimResult> {
   return new Sim(options).run();
 }
 
