@@ -18,6 +18,7 @@ export {
   NotLeaderError,
   NoLeaderError,
   TimeoutError,
+  TooManyRequestsError,
   StoppedError,
   ProposalRejectedError,
   ProposalLostError,

@@ -9,7 +9,12 @@ export class PendingCall<T> {
 
   /** `onTimeout` builds the rejection and may clean up bookkeeping; it runs only if the call
    * is still pending when the timer fires. */
-  constructor(timeoutMs: number, onTimeout: () => Error) {
+  constructor(
+    timeoutMs: number,
+    onTimeout: () => Error,
+    /** Runs once, synchronously, when the call settles (any way). */
+    private readonly onSettle: (() => void) | null = null,
+  ) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.resolveFn = resolve;
       this.rejectFn = reject;
@@ -28,6 +33,7 @@ export class PendingCall<T> {
     if (this.settledFlag) return;
     this.settledFlag = true;
     this.clearTimer();
+    this.onSettle?.();
     this.resolveFn(value);
   }
 
@@ -35,6 +41,7 @@ export class PendingCall<T> {
     if (this.settledFlag) return;
     this.settledFlag = true;
     this.clearTimer();
+    this.onSettle?.();
     this.rejectFn(error);
   }
 

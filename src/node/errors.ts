@@ -22,7 +22,8 @@ export type RaftNodeErrorCode =
   | 'PROPOSAL_LOST'
   | 'OUTCOME_UNKNOWN'
   | 'INVALID_ARGUMENT'
-  | 'MEMBERSHIP';
+  | 'MEMBERSHIP'
+  | 'TOO_MANY_REQUESTS';
 
 export class RaftNodeError extends Error {
   readonly code: RaftNodeErrorCode;
@@ -134,6 +135,21 @@ export class OutcomeUnknownError extends RaftNodeError {
         'before the entry was applied locally; it may or may not have been applied',
       false,
     );
+  }
+}
+
+/** Too many requests of this kind are already waiting for their outcome on this node
+ * (maxPendingProposals / maxPendingReads). Nothing was proposed; retry once some complete. */
+export class TooManyRequestsError extends RaftNodeError {
+  readonly limit: number;
+
+  constructor(what: string, limit: number) {
+    super(
+      'TOO_MANY_REQUESTS',
+      `${what}: ${limit} requests of this kind are already pending on this node (the limit); nothing was proposed, retry later`,
+      true,
+    );
+    this.limit = limit;
   }
 }
 

@@ -31,6 +31,7 @@ export {
   RaftNodeError,
   StoppedError,
   TimeoutError,
+  TooManyRequestsError,
   type RaftNodeErrorCode,
 } from './errors.js';
 export type { NodeStorageStatus } from './storage.js';

@@ -105,6 +105,16 @@ export interface RaftNodeOptions<R = unknown> {
   maxSizePerMsg?: number;
   /** Max append messages in flight per follower. Default 256. */
   maxInflightMsgs?: number;
+  /** Proposals and membership changes waiting for their outcome on this node; one more is
+   * refused at once with TooManyRequestsError (retryable). Default 10000. */
+  maxPendingProposals?: number;
+  /** readBarrier calls waiting on this node; one more is refused at once with
+   * TooManyRequestsError (retryable). Default 10000. */
+  maxPendingReads?: number;
+  /** While leader, refuse proposals (ProposalRejectedError, reason 'uncommitted-size-limit')
+   * once the payload bytes of uncommitted entries in the log exceed this; a memory guard when
+   * followers cannot keep up. 0 = unlimited. Default 1 GiB. */
+  maxUncommittedEntriesSize?: number;
   /** A leader tells followers a new commit index in its next append or heartbeat; when none
    * goes to a follower within this many milliseconds, the empty append that carries it is
    * sent. At low load (a serial client) this saves a round trip per write; followers apply
@@ -148,6 +158,9 @@ export interface ResolvedOptions<R> {
   requestTimeoutMs: number;
   maxSizePerMsg: number;
   maxInflightMsgs: number;
+  maxPendingProposals: number;
+  maxPendingReads: number;
+  maxUncommittedEntriesSize: number;
   commitNotifyDelayMs: number;
   idleSpinUs: number;
   logger: NodeLogger;
@@ -263,6 +276,9 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
     requestTimeoutMs: positiveInt('requestTimeoutMs', o.requestTimeoutMs, 5000),
     maxSizePerMsg: positiveInt('maxSizePerMsg', o.maxSizePerMsg, 1024 * 1024),
     maxInflightMsgs: positiveInt('maxInflightMsgs', o.maxInflightMsgs, 256),
+    maxPendingProposals: positiveInt('maxPendingProposals', o.maxPendingProposals, 10_000),
+    maxPendingReads: positiveInt('maxPendingReads', o.maxPendingReads, 10_000),
+    maxUncommittedEntriesSize: positiveInt('maxUncommittedEntriesSize', o.maxUncommittedEntriesSize, 1024 * 1024 * 1024, 0),
     commitNotifyDelayMs: positiveInt('commitNotifyDelayMs', o.commitNotifyDelayMs, 5, 0),
     idleSpinUs: positiveInt('idleSpinUs', o.idleSpinUs, 1000, 0, 100_000),
     logger,

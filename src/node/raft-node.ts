@@ -57,6 +57,7 @@ import {
   ProposalRejectedError,
   StoppedError,
   TimeoutError,
+  TooManyRequestsError,
 } from './errors.js';
 import type { RaftNodeEvents, StopReason, StoppedEvent } from './events.js';
 import {
@@ -169,6 +170,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private ticks = 0;
   private tickTimer: NodeJS.Timeout | null = null;
   private nextSeq = 1;
+  /** readBarrier calls not settled yet (bounded by maxPendingReads). */
+  private pendingReads = 0;
 
 
   private proposeQueue: { seq: number; payload: Uint8Array }[] = [];
@@ -275,6 +278,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         heartbeatTick: o.heartbeatTicks,
         maxSizePerMsg: o.maxSizePerMsg,
         maxInflightMsgs: o.maxInflightMsgs,
+        maxUncommittedEntriesSize: o.maxUncommittedEntriesSize,
         preVote: o.preVote,
         checkQuorum: o.checkQuorum,
         readIndexFanout: o.readIndexFanout,
@@ -412,6 +416,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (!(data instanceof Uint8Array)) {
       return Promise.reject(new InvalidArgumentError(`propose needs a Uint8Array, got ${typeof data}`));
     }
+    if (this.pending.size >= this.opts.maxPendingProposals) {
+      return Promise.reject(new TooManyRequestsError(what, this.opts.maxPendingProposals));
+    }
     const seq = this.nextSeq++;
     const payload = encodeProposal({ origin: this.id, incarnation: this.incarnation, seq }, data);
     // Proposals of one event-loop turn go to the core as one batch (one Prop message, one App
@@ -430,8 +437,16 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const what = 'readBarrier';
     const early = this.checkRunning(what);
     if (early !== null) return Promise.reject(early);
+    if (this.pendingReads >= this.opts.maxPendingReads) {
+      return Promise.reject(new TooManyRequestsError(what, this.opts.maxPendingReads));
+    }
     const timeoutMs = this.timeoutOf(options);
-    const call = new PendingCall<number>(timeoutMs, () => new TimeoutError(what, timeoutMs, false));
+    this.pendingReads++;
+    const call = new PendingCall<number>(
+      timeoutMs,
+      () => new TimeoutError(what, timeoutMs, false),
+      () => this.pendingReads--,
+    );
     this.readQueue.push(call);
     this.runtime.schedule();
     return call.promise;
@@ -788,6 +803,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       change = validate();
     } catch (err) {
       return Promise.reject(err);
+    }
+    if (this.pending.size >= this.opts.maxPendingProposals) {
+      return Promise.reject(new TooManyRequestsError(what, this.opts.maxPendingProposals));
     }
     const seq = this.nextSeq++;
     const context = encodeConfChangeContext({

@@ -299,14 +299,15 @@ export class NodeRuntime<R = unknown> {
     this.passScheduled = false;
     if (!this.running) return;
     this.onPassStart?.();
-    this.hooks.feedCore();
-    if (this.passInFlight !== null) return; // its completion reschedules
-    if (!this.rawNode.hasReady()) return;
-    if (this.readyTaken) {
-      // A pass re-entered (e.g. a clock that runs passes synchronously): never two Readys.
+    if (this.readyTaken && this.passInFlight === null) {
+      // Re-entered from inside a pass (a clock that runs passes synchronously breaks the
+      // RuntimeClock contract): at most one Ready may be in flight.
       this.fail(new InvariantError('a Ready pass started while another Ready is in flight'), 'Ready processing failed');
       return;
     }
+    this.hooks.feedCore();
+    if (this.passInFlight !== null) return; // its completion reschedules
+    if (!this.rawNode.hasReady()) return;
     this.readyTaken = true;
     const rd = this.rawNode.ready();
     if (this.tracer !== null) {

@@ -18,6 +18,10 @@ describe('RaftNode options', function () {
     assert.equal(o.idleSpinUs, 1000);
     assert.equal(resolveOptions({ ...base(), idleSpinUs: 0 }).idleSpinUs, 0);
     assert.equal(resolveOptions({ ...base(), readIndexFanout: 'all' }).readIndexFanout, 'all');
+    assert.equal(o.maxPendingProposals, 10_000);
+    assert.equal(o.maxPendingReads, 10_000);
+    assert.equal(o.maxUncommittedEntriesSize, 1024 * 1024 * 1024);
+    assert.equal(resolveOptions({ ...base(), maxUncommittedEntriesSize: 0 }).maxUncommittedEntriesSize, 0);
   });
 
   it('rejects bad values with InvalidArgumentError naming the option', function () {
@@ -28,6 +32,9 @@ describe('RaftNode options', function () {
       [{ walMode: 'fast' as 'auto' }, /walMode/],
       [{ dirSync: 'maybe' as 'auto' }, /dirSync/],
       [{ heartbeatTicks: 10, electionTicks: 10 }, /heartbeatTicks/],
+      [{ maxPendingProposals: 0 }, /maxPendingProposals/],
+      [{ maxPendingReads: 1.5 }, /maxPendingReads/],
+      [{ maxUncommittedEntriesSize: -1 }, /maxUncommittedEntriesSize/],
     ];
     for (const [patch, re] of cases) {
       assert.throws(() => resolveOptions({ ...base(), ...patch }), (e: unknown) => e instanceof InvalidArgumentError && re.test(e.message), JSON.stringify(patch));
