@@ -120,6 +120,14 @@ describe('Progress', function () {
     assert.equal(p.next, 21);
     assert.equal(p.pendingSnapshot, 0);
   });
+
+  it('asserts its invariants after each transition (a corrupt view fails loudly)', function () {
+    const behind = pr(10, 5); // next at or below match: the leader would resend from a hole
+    assert.throws(() => behind.updateOnEntriesSend(1, 10, 5), InvariantError);
+    const snap = pr(3, 4);
+    // A snapshot state with no pending snapshot index (and next at or below match).
+    assert.throws(() => snap.becomeSnapshot(0), InvariantError);
+  });
 });
 
 describe('Quorum', function () {

@@ -12,7 +12,8 @@ export type ProgressState = 'probe' | 'replicate' | 'snapshot';
  *   inflight window (count and bytes).
  * - snapshot: a snapshot is on its way; nothing else is sent until it is reported.
  *
- * Invariant: match < next.
+ * Invariants (checked after every transition, see checkInvariants): match < next; a pending
+ * snapshot exactly in snapshot state; inflight entries only in replicate state.
  */
 export class Progress {
   match = 0;
@@ -59,6 +60,20 @@ export class Progress {
     this.inflights.reset();
   }
 
+  /**
+   * The tracker's invariants, asserted after each transition: a violation means the leader's
+   * view of this follower is corrupt and it would send the wrong entries (fail loudly).
+   */
+  private checkInvariants(transition: string): void {
+    if (
+      !(this.match < this.next) ||
+      (this.state === 'snapshot') !== (this.pendingSnapshot > 0) ||
+      (this.state !== 'replicate' && this.inflights.count() > 0)
+    ) {
+      fail(`progress invariant broken after ${transition}: ${this.toString()}`);
+    }
+  }
+
   becomeProbe(): void {
     // After a snapshot, probe from the snapshot index on (the follower presumably has it).
     if (this.state === 'snapshot') {
@@ -69,17 +84,20 @@ export class Progress {
       this.resetState('probe');
       this.next = this.match + 1;
     }
+    this.checkInvariants('becomeProbe');
   }
 
   becomeReplicate(): void {
     this.resetState('replicate');
     this.next = this.match + 1;
+    this.checkInvariants('becomeReplicate');
   }
 
   becomeSnapshot(snapshotIndex: number): void {
     this.resetState('snapshot');
     this.pendingSnapshot = snapshotIndex;
     this.next = snapshotIndex + 1;
+    this.checkInvariants('becomeSnapshot');
   }
 
   /**
@@ -103,6 +121,7 @@ export class Progress {
       default:
         fail(`sending append in unhandled state ${this.state}`);
     }
+    this.checkInvariants('updateOnEntriesSend');
   }
 
   /** Called on an accepting AppResp for index n; false if it was stale (n ≤ match). */
@@ -111,6 +130,7 @@ export class Progress {
     this.match = n;
     if (this.next < n + 1) this.next = n + 1;
     this.msgAppFlowPaused = false;
+    this.checkInvariants('maybeUpdate');
     return true;
   }
 
@@ -123,6 +143,7 @@ export class Progress {
       // Stale if we already know the follower has `rejected`.
       if (rejected <= this.match) return false;
       this.next = this.match + 1;
+      this.checkInvariants('maybeDecrTo');
       return true;
     }
     // Non-replicating followers are probed one entry at a time, so the rejection must be for
@@ -130,6 +151,7 @@ export class Progress {
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
     this.msgAppFlowPaused = false;
+    this.checkInvariants('maybeDecrTo');
     return true;
   }
 
