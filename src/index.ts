@@ -44,6 +44,7 @@ export type {
   RaftNodeErrorCode,
   RaftNodeEvents,
   RaftNodeOptions,
+  ReadyOptions,
   RoleChangeEvent,
   StateMachine,
   StopReason,

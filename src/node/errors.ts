@@ -59,11 +59,23 @@ export class NotLeaderError extends RaftNodeError {
   }
 }
 
-/** No leader is known right now (election in progress, or partitioned). Nothing was proposed;
- * retry after a short wait (an election takes about electionTicks × tickMs). */
+/**
+ * No leader is known (election in progress, or this node cannot reach a quorum). Nothing was
+ * proposed; retrying is safe. By default a call first waits for a leader within its timeout
+ * (`waitedMs` says how long); with `waitForLeader: false` it fails at once (`waitedMs` 0).
+ */
 export class NoLeaderError extends RaftNodeError {
-  constructor(what: string) {
-    super('NO_LEADER', `${what}: no leader is known (an election may be in progress); nothing was proposed, retry later`, true);
+  readonly waitedMs: number;
+
+  constructor(what: string, waitedMs = 0) {
+    super(
+      'NO_LEADER',
+      waitedMs > 0
+        ? `${what}: no leader became known within ${waitedMs} ms (an election may be in progress, or this node cannot reach a quorum); nothing was proposed, retry later`
+        : `${what}: no leader is known (an election may be in progress); nothing was proposed, retry later`,
+      true,
+    );
+    this.waitedMs = waitedMs;
   }
 }
 

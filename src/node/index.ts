@@ -1,6 +1,6 @@
 /** The embedding API: run a Raft member with your own replicated state machine. */
 export { RaftNode } from './raft-node.js';
-export type { CallOptions, MemberInfo, NodeState, NodeStatus, PeerProgress } from './raft-node.js';
+export type { CallOptions, MemberInfo, NodeState, NodeStatus, PeerProgress, ReadyOptions } from './raft-node.js';
 export type {
   AppliedEntry,
   DirSyncPolicy,

@@ -101,6 +101,11 @@ export interface RaftNodeOptions<R = unknown> {
   listenHost?: string;
   /** Default timeout of propose / readBarrier / membership calls. Default 5000 ms. */
   requestTimeoutMs?: number;
+  /** Default true: while no leader is known (an election is running) propose, readBarrier,
+   * the membership calls and transferLeadership wait for one within their timeout, as etcd's
+   * server does, and reject with NoLeaderError only if none appears in time. false: they
+   * reject with NoLeaderError at once. A call's own `waitForLeader` overrides this. */
+  waitForLeader?: boolean;
   /** Max bytes of entries per append message. Default 1 MiB. */
   maxSizePerMsg?: number;
   /** Max append messages in flight per follower. Default 256. */
@@ -156,6 +161,7 @@ export interface ResolvedOptions<R> {
   forwardProposals: boolean;
   listenHost: string;
   requestTimeoutMs: number;
+  waitForLeader: boolean;
   maxSizePerMsg: number;
   maxInflightMsgs: number;
   maxPendingProposals: number;
@@ -175,6 +181,12 @@ function positiveInt(name: string, value: number | undefined, fallback: number, 
   }
   if (v > max) throw new InvalidArgumentError(`option ${name} must be at most ${max}, got ${v}`);
   return v;
+}
+
+function booleanOption(name: string, value: boolean | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidArgumentError(`option ${name} must be true or false, got ${String(value)}`);
+  return value;
 }
 
 export function validateNodeId(what: string, id: unknown): NodeId {
@@ -274,6 +286,7 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
     forwardProposals: o.forwardProposals ?? true,
     listenHost: o.listenHost ?? '127.0.0.1',
     requestTimeoutMs: positiveInt('requestTimeoutMs', o.requestTimeoutMs, 5000),
+    waitForLeader: booleanOption('waitForLeader', o.waitForLeader, true),
     maxSizePerMsg: positiveInt('maxSizePerMsg', o.maxSizePerMsg, 1024 * 1024),
     maxInflightMsgs: positiveInt('maxInflightMsgs', o.maxInflightMsgs, 256),
     maxPendingProposals: positiveInt('maxPendingProposals', o.maxPendingProposals, 10_000),

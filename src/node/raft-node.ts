@@ -71,6 +71,7 @@ import {
 import { NodeRuntime, asError, type AppliedOutcome, type RuntimeHooks } from './runtime.js';
 import { REAL_CLOCK } from './runtime-io.js';
 import { NodeStorage, type NodeStorageStatus, type Replay } from './storage.js';
+import { LeaderWait } from './leader-wait.js';
 import { LoopSpinner } from './loop-spin.js';
 import { nativeSchedYield } from '../wal/native-backend.js';
 
@@ -79,7 +80,16 @@ import { nativeSchedYield } from '../wal/native-backend.js';
 let loopSpinner: LoopSpinner | null = null;
 
 export interface CallOptions {
-  /** Overrides the node's requestTimeoutMs for this call. */
+  /** Overrides the node's requestTimeoutMs for this call. Waiting for a leader counts. */
+  timeoutMs?: number;
+  /** Overrides the node's waitForLeader for this call: false rejects with NoLeaderError at
+   * once while no leader is known instead of waiting for one within the timeout. */
+  waitForLeader?: boolean;
+}
+
+export interface ReadyOptions {
+  /** Give up after this long (NoLeaderError while no leader is known, else TimeoutError).
+   * Default: wait until ready or stopped. */
   timeoutMs?: number;
 }
 
@@ -184,6 +194,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly readBatches = new Map<number, ReadBatch>();
   private readWaiters: ReadWaiter[] = [];
   private transfers: TransferWaiter[] = [];
+  /** Calls the core refused for want of a leader, until it knows one (see leader-wait.ts). */
+  private readonly leaderWait = new LeaderWait();
 
   private stopPromise: Promise<void> | null = null;
   private stopInfo: StoppedEvent | null = null;
@@ -329,6 +341,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     return {
       feedCore: () => {
         if (traceOn) trace(this.runtime.busy ? 'blk' : 'run', this.proposeQueue.length, 0);
+        this.resumeParked();
         this.flushProposals();
         this.issueReads();
       },
@@ -406,8 +419,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   /**
    * Replicates `data` and resolves with the state machine's apply result once the entry is
    * committed and applied on THIS node. Works on any member (a follower forwards to the
-   * leader). Rejects with NoLeaderError, NotLeaderError (forwarding disabled),
-   * ProposalRejectedError, ProposalLostError, OutcomeUnknownError, TimeoutError or StoppedError.
+   * leader). While no leader is known it waits for one within its timeout (unless
+   * waitForLeader is false). Rejects with NoLeaderError (none appeared in time; nothing was
+   * proposed), NotLeaderError (forwarding disabled), ProposalRejectedError, ProposalLostError,
+   * OutcomeUnknownError, TooManyRequestsError, TimeoutError or StoppedError.
    */
   propose(data: Uint8Array, options?: CallOptions): Promise<R> {
     const what = 'propose';
@@ -425,7 +440,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     // per follower): see flushProposals.
     this.proposeQueue.push({ seq, payload });
     if (traceOn) this.proposedAt.set(seq, traceNow());
-    return this.track<R>('proposal', what, seq, options);
+    return this.track<R>('proposal', what, seq, options).promise;
   }
 
   /**
@@ -434,22 +449,34 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
    * resolves. Concurrent calls share one ReadIndex round.
    */
   readBarrier(options?: CallOptions): Promise<number> {
-    const what = 'readBarrier';
-    const early = this.checkRunning(what);
-    if (early !== null) return Promise.reject(early);
-    if (this.pendingReads >= this.opts.maxPendingReads) {
-      return Promise.reject(new TooManyRequestsError(what, this.opts.maxPendingReads));
+    return this.barrier('readBarrier', options);
+  }
+
+  /**
+   * Resolves once a leader is known and this member has applied everything committed at that
+   * moment: a ReadIndex round, so "committed" is the leader's commit index confirmed by a
+   * quorum, not this member's possibly stale one. It keeps waiting through elections; it
+   * rejects with StoppedError if the node stops (or fails) first, and with NoLeaderError or
+   * TimeoutError if `timeoutMs` passes first.
+   */
+  async ready(options?: ReadyOptions): Promise<void> {
+    const what = 'ready';
+    const timeoutMs = options?.timeoutMs;
+    if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0)) {
+      throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${timeoutMs}`);
     }
-    const timeoutMs = this.timeoutOf(options);
-    this.pendingReads++;
-    const call = new PendingCall<number>(
-      timeoutMs,
-      () => new TimeoutError(what, timeoutMs, false),
-      () => this.pendingReads--,
-    );
-    this.readQueue.push(call);
-    this.runtime.schedule();
-    return call.promise;
+    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+    for (;;) {
+      const remainingMs = deadline - performance.now();
+      try {
+        // Rounds of one request timeout each: a round lost to a leader change is asked again.
+        await this.barrier(what, { timeoutMs: Math.max(1, Math.min(this.opts.requestTimeoutMs, remainingMs)), waitForLeader: true });
+        return;
+      } catch (err) {
+        const again = err instanceof NoLeaderError || err instanceof TimeoutError;
+        if (!again || performance.now() >= deadline) throw err;
+      }
+    }
   }
 
   /** Adds a voting member (or promotes a learner). Resolves with the new membership once the
@@ -515,23 +542,34 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!this.runtime.confState.voters.includes(id)) {
-      return Promise.reject(new MembershipError(`${what}: node ${id} is not a voter`));
-    }
     if (this.leader === id) return Promise.resolve();
-    if (this.leader === 0) return Promise.reject(new NoLeaderError(what));
     const timeoutMs = this.timeoutOf(options);
-    const call = new PendingCall<void>(timeoutMs, () => {
+    const call: PendingCall<void> = new PendingCall<void>(timeoutMs, () => {
       this.transfers = this.transfers.filter((t) => t.call !== call);
-      return new TimeoutError(what, timeoutMs, false);
+      return this.leaderWait.unpark(call) ? new NoLeaderError(what, timeoutMs) : new TimeoutError(what, timeoutMs, false);
     });
-    this.transfers.push({ target: id, call });
-    try {
-      this.runtime.rawNode.transferLeader(id);
-    } catch (err) {
-      call.reject(this.mapCoreError(err, what));
-    }
-    this.runtime.schedule();
+    if (!this.waitsForLeader(options)) this.leaderWait.markFailFast(call);
+    const submit = (): void => {
+      const leader = this.runtime.rawNode.status().leader;
+      // Membership is checked once a leader is known: until then this node's view may be
+      // behind (a fresh member has none before its first pass).
+      if (leader === 0) {
+        if (!this.leaderWait.park(call, submit)) call.reject(new NoLeaderError(what));
+      } else if (!this.runtime.confState.voters.includes(id)) {
+        call.reject(new MembershipError(`${what}: node ${id} is not a voter`));
+      } else if (leader === id) {
+        call.resolve();
+      } else {
+        this.transfers.push({ target: id, call });
+        try {
+          this.runtime.rawNode.transferLeader(id);
+        } catch (err) {
+          call.reject(this.mapCoreError(err, what));
+        }
+        this.runtime.schedule();
+      }
+    };
+    submit();
     return call.promise;
   }
 
@@ -742,8 +780,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         const error = this.mapCoreError(err, 'propose');
         for (const p of batch) {
           const req = this.pending.get(p.seq);
+          if (req === undefined) continue;
+          if (error instanceof NoLeaderError && this.leaderWait.park(req.call, () => this.proposeQueue.push(p))) continue;
           this.pending.delete(p.seq);
-          req?.call.reject(error);
+          req.call.reject(error);
         }
       }
     }
@@ -762,7 +802,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       this.runtime.rawNode.readIndex(encodeReadContext(this.incarnation, seq));
     } catch (err) {
       const error = this.mapCoreError(err, 'readBarrier');
-      for (const c of calls) c.reject(error);
+      for (const c of calls) {
+        if (error instanceof NoLeaderError && this.leaderWait.park(c, () => this.readQueue.push(c))) continue;
+        c.reject(error);
+      }
       return;
     }
     this.readBatches.set(seq, { calls, issuedAtTick: this.ticks });
@@ -798,37 +841,90 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   ): Promise<ConfState> {
     const early = this.checkRunning(what);
     if (early !== null) return Promise.reject(early);
-    let change: { type: ConfChangeType; nodeId: NodeId; url: string | null };
-    try {
-      change = validate();
-    } catch (err) {
-      return Promise.reject(err);
-    }
     if (this.pending.size >= this.opts.maxPendingProposals) {
       return Promise.reject(new TooManyRequestsError(what, this.opts.maxPendingProposals));
     }
     const seq = this.nextSeq++;
-    const context = encodeConfChangeContext({
-      url: change.url,
-      tag: { origin: this.id, incarnation: this.incarnation, seq },
-    });
-    try {
-      this.runtime.rawNode.proposeConfChange({ type: change.type, nodeId: change.nodeId, context });
-    } catch (err) {
-      return Promise.reject(this.mapCoreError(err, what));
-    }
-    return this.track<ConfState>('conf-change', what, seq, options);
+    const { call, promise } = this.track<ConfState>('conf-change', what, seq, options);
+    const submit = (): void => {
+      try {
+        // Validated again after a wait for a leader: the membership may have changed meanwhile.
+        const change = validate();
+        const context = encodeConfChangeContext({
+          url: change.url,
+          tag: { origin: this.id, incarnation: this.incarnation, seq },
+        });
+        this.runtime.rawNode.proposeConfChange({ type: change.type, nodeId: change.nodeId, context });
+      } catch (err) {
+        let error = this.mapCoreError(err, what);
+        // Until a leader is known this node's membership may be behind (a fresh member has
+        // none before its first pass): it is checked again once one is.
+        if (error instanceof MembershipError && this.runtime.rawNode.status().leader === 0) error = new NoLeaderError(what);
+        if (error instanceof NoLeaderError && this.leaderWait.park(call, submit)) return;
+        this.pending.delete(seq);
+        call.reject(error);
+      }
+    };
+    submit();
+    return promise;
   }
 
-  private track<T>(kind: PendingKind, what: string, seq: number, options: CallOptions | undefined): Promise<T> {
+  private track<T>(
+    kind: PendingKind,
+    what: string,
+    seq: number,
+    options: CallOptions | undefined,
+  ): { call: PendingCall<unknown>; promise: Promise<T> } {
     const timeoutMs = this.timeoutOf(options);
-    const call = new PendingCall<unknown>(timeoutMs, () => {
+    const call: PendingCall<unknown> = new PendingCall<unknown>(timeoutMs, () => {
       this.pending.delete(seq);
-      return new TimeoutError(what, timeoutMs, true);
+      // Still parked: the core never saw it.
+      return this.leaderWait.unpark(call) ? new NoLeaderError(what, timeoutMs) : new TimeoutError(what, timeoutMs, true);
     });
+    if (!this.waitsForLeader(options)) this.leaderWait.markFailFast(call);
     this.pending.set(seq, { kind, what, call, index: 0, term: 0 });
     this.runtime.schedule();
-    return call.promise as Promise<T>;
+    return { call, promise: call.promise as Promise<T> };
+  }
+
+  /** readBarrier, and each round of ready(). */
+  private barrier(what: string, options: CallOptions | undefined): Promise<number> {
+    const early = this.checkRunning(what);
+    if (early !== null) return Promise.reject(early);
+    if (this.pendingReads >= this.opts.maxPendingReads) {
+      return Promise.reject(new TooManyRequestsError(what, this.opts.maxPendingReads));
+    }
+    const timeoutMs = this.timeoutOf(options);
+    const failFast = !this.waitsForLeader(options);
+    this.pendingReads++;
+    const call: PendingCall<number> = new PendingCall<number>(
+      timeoutMs,
+      () => (this.leaderWait.unpark(call) ? new NoLeaderError(what, timeoutMs) : new TimeoutError(what, timeoutMs, false)),
+      () => this.pendingReads--,
+    );
+    if (failFast) this.leaderWait.markFailFast(call);
+    this.readQueue.push(call);
+    this.runtime.schedule();
+    return call.promise;
+  }
+
+  private waitsForLeader(options: CallOptions | undefined): boolean {
+    const wait = options?.waitForLeader ?? this.opts.waitForLeader;
+    if (typeof wait !== 'boolean') throw new InvalidArgumentError(`waitForLeader must be true or false, got ${String(wait)}`);
+    return wait;
+  }
+
+  /**
+   * Hands the calls parked for want of a leader back once the core knows one. Asks the core,
+   * not this.leader: that is updated a Ready pass later, and a leader lost and regained
+   * between two passes never shows up as a change there.
+   */
+  private resumeParked(): void {
+    if (this.leaderWait.size === 0 || this.runtime.rawNode.status().leader === 0) return;
+    const newer = this.proposeQueue;
+    this.proposeQueue = [];
+    this.leaderWait.resumeAll(); // the parked proposals were made first
+    this.proposeQueue.push(...newer);
   }
 
   private timeoutOf(options: CallOptions | undefined): number {
@@ -917,6 +1013,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.readWaiters = [];
     for (const t of this.transfers) t.call.reject(error);
     this.transfers = [];
+    this.leaderWait.rejectAll(error);
   }
 }
 

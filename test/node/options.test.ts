@@ -16,6 +16,8 @@ describe('RaftNode options', function () {
     assert.equal(o.checkQuorum, true);
     assert.equal(o.readIndexFanout, 'quorum');
     assert.equal(o.idleSpinUs, 1000);
+    assert.equal(o.waitForLeader, true);
+    assert.equal(resolveOptions({ ...base(), waitForLeader: false }).waitForLeader, false);
     assert.equal(resolveOptions({ ...base(), idleSpinUs: 0 }).idleSpinUs, 0);
     assert.equal(resolveOptions({ ...base(), readIndexFanout: 'all' }).readIndexFanout, 'all');
     assert.equal(o.maxPendingProposals, 10_000);
@@ -35,6 +37,7 @@ describe('RaftNode options', function () {
       [{ maxPendingProposals: 0 }, /maxPendingProposals/],
       [{ maxPendingReads: 1.5 }, /maxPendingReads/],
       [{ maxUncommittedEntriesSize: -1 }, /maxUncommittedEntriesSize/],
+      [{ waitForLeader: 'no' as unknown as boolean }, /waitForLeader/],
     ];
     for (const [patch, re] of cases) {
       assert.throws(() => resolveOptions({ ...base(), ...patch }), (e: unknown) => e instanceof InvalidArgumentError && re.test(e.message), JSON.stringify(patch));

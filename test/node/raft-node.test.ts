@@ -17,7 +17,6 @@ import {
   NotLeaderError,
   RaftNode,
   StoppedError,
-  TimeoutError,
   type StoppedEvent,
 } from '../../src/node/index.js';
 import { createJsBackend } from '../../src/wal/js-backend.js';
@@ -363,12 +362,14 @@ describe('RaftNode', function () {
     const many = await Promise.all(Array.from({ length: 50 }, () => withRetry(() => c.node(follower).readBarrier())));
     assert.equal(many.length, 50);
 
-    // Stop two nodes: the survivor loses its leader (checkQuorum) and refuses to propose.
+    // Stop two nodes: the survivor loses its leader (checkQuorum). Calls wait for a leader
+    // within their timeout and then fail with NoLeaderError; fail-fast ones fail at once.
     const survivor = follower;
     for (const id of [1, 2, 3]) if (id !== survivor) await c.stop(id);
     await waitFor(() => (c.node(survivor).leaderId === 0 ? true : undefined), 10_000, 'the survivor to lose its leader');
-    await assert.rejects(c.node(survivor).propose(enc('nope')), (err: unknown) => err instanceof NoLeaderError && err.retryable);
-    await assert.rejects(c.node(survivor).readBarrier(), (err: unknown) => err instanceof NoLeaderError || err instanceof TimeoutError);
+    await assert.rejects(c.node(survivor).propose(enc('nope'), { timeoutMs: 300 }), (err: unknown) => err instanceof NoLeaderError && err.retryable && err.waitedMs === 300);
+    await assert.rejects(c.node(survivor).propose(enc('nope'), { waitForLeader: false }), (err: unknown) => err instanceof NoLeaderError && err.waitedMs === 0);
+    await assert.rejects(c.node(survivor).readBarrier({ timeoutMs: 300 }), (err: unknown) => err instanceof NoLeaderError && err.waitedMs === 300);
   });
 
   it('fail-stop: a failed WAL fsync stops the node, rejects pending calls with the cause, and closes its listener', async () => {
