@@ -13,8 +13,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-// In your project: import { RaftNode, NoLeaderError, type StateMachine } from 'raftkv';
-import { NoLeaderError, RaftNode, type AppliedEntry, type PeerSpec, type StateMachine } from '../src/index.js';
+// In your project: import { RaftNode, type StateMachine } from 'raftkv';
+import { RaftNode, type AppliedEntry, type PeerSpec, type StateMachine } from '../src/index.js';
 
 type Command = { op: 'add'; name: string; delta: number };
 
@@ -57,18 +57,11 @@ class CounterService {
     return new CounterService(node, counters);
   }
 
-  /** Works on any member: followers forward to the leader. Retries while there is no leader
-   * (nothing was proposed then, so retrying cannot double-count). */
+  /** Works on any member: followers forward to the leader. During an election it waits for
+   * the new leader (within the node's request timeout), so no retry loop is needed here. */
   async add(name: string, delta: number): Promise<number> {
     const cmd: Command = { op: 'add', name, delta };
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.node.propose(new TextEncoder().encode(JSON.stringify(cmd)));
-      } catch (err) {
-        if (!(err instanceof NoLeaderError) || attempt >= 50) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+    return this.node.propose(new TextEncoder().encode(JSON.stringify(cmd)));
   }
 
   /** Linearizable: reflects every add that completed before this call, on any member. */

@@ -3,6 +3,9 @@
 # package, install the tarball into an empty project with install scripts blocked
 # (--ignore-scripts, like npm 11's default for dependencies), and check there that
 # `walBackend().name === 'native'` — i.e. the shipped prebuild loads without compiling anything.
+# Then the README's code as a new user meets it, in that project: every TypeScript block
+# typechecks against the installed package's types and the runnable ones (the Embedding example
+# among them) run as written, with no retry code of their own (scripts/readme-snippets.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -39,3 +42,7 @@ if (!info.reason.includes('prebuilds')) {
 }
 console.log('pack-test: OK (native backend from the packaged prebuild, install scripts blocked)');
 "
+
+cd "$root"
+node --import tsx scripts/readme-snippets.ts check "$work/app"
+echo 'pack-test: OK (README snippets typecheck and run in a new project)'
