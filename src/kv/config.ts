@@ -66,7 +66,8 @@ Options:
   --election-ticks N     Election timeout in ticks (default: 10; heartbeat is 1 tick).
   --request-timeout-ms MS
                          How long a PUT, linearizable GET or membership change may wait
-                         before the API answers 504 (default: 5000).
+                         (for a leader too, during an election) before the API answers 504,
+                         or 503 if no leader appeared meanwhile (default: 5000).
   --log-level LEVEL      debug | info | warn | error (default: info). Logs are JSON lines on
                          stderr, one per event.
   -h, --help             Show this help.
