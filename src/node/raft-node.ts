@@ -606,8 +606,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       snapshotIndex: this.runtime.snapshotIndex,
       members: { voters: this.runtime.confState.voters.map(member), learners: this.runtime.confState.learners.map(member) },
       progress,
-      pendingRequests: this.pending.size + this.readQueue.length + this.readWaiters.length +
-        [...this.readBatches.values()].reduce((n, b) => n + b.calls.length, 0) + this.transfers.length,
+      // pendingReads counts every unsettled read, those waiting for a leader included.
+      pendingRequests: this.pending.size + this.pendingReads + this.transfers.length,
       wal: this.storage.status(),
       transport: this.transport.stats(),
     };

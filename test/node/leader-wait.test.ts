@@ -76,6 +76,7 @@ describe('RaftNode waits for a leader', function () {
     const ready = node1.ready();
     assert.ok(await stillPending(Promise.all([proposal, barrier, learner, ready])), 'the calls wait while there is no leader');
     assert.equal(node1.leaderId, 0);
+    assert.equal(node1.status().pendingRequests, 4, 'waiting calls count as pending');
 
     await Promise.all([c.start(2), c.start(3)]);
     const index = await proposal;
