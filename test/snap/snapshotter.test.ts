@@ -8,9 +8,25 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Snapshot } from '../../src/raft/types.js';
-import { Snapshotter, snapshotFileName } from '../../src/snap/index.js';
+import { Packr } from 'msgpackr';
+import { SNAPSHOT_CHUNK_BYTES, SnapshotBodyMismatchError, SnapshotCorruptionError, Snapshotter, snapshotFileName } from '../../src/snap/index.js';
 import { DirSyncUnsupportedError } from '../../src/wal/errors.js';
 import { backends, makeRandom, MemoryLogger, SEED, tempRoot } from '../wal/fixtures/backends.js';
+
+/** A body of `bytes` pseudo-random bytes, generated in pieces of `piece` bytes. */
+async function* randomBody(bytes: number, piece: number, random: () => number): AsyncGenerator<Uint8Array> {
+  for (let off = 0; off < bytes; off += piece) {
+    const chunk = new Uint8Array(Math.min(piece, bytes - off));
+    for (let i = 0; i < chunk.length; i++) chunk[i] = Math.floor(random() * 256);
+    yield chunk;
+  }
+}
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of source) parts.push(Buffer.from(c));
+  return Buffer.concat(parts);
+}
 
 function snapshot(index: number, term: number, bytes: number, random: () => number): Snapshot {
   const data = new Uint8Array(bytes);
@@ -35,7 +51,7 @@ for (const { name, backend } of backends) {
     it('saves atomically and loads the newest', async () => {
       const random = makeRandom(SEED);
       const snap = new Snapshotter(dir, { backend, logger });
-      assert.deepEqual(await snap.loadNewest(), { snapshot: null, file: null, broken: [] });
+      assert.deepEqual(await snap.loadNewest(), { snapshot: null, info: null, file: null, broken: [] });
       const a = snapshot(10, 1, 1000, random);
       const b = snapshot(250, 3, 70_000, random);
       const c = snapshot(0x1234, 4, 0, random);
@@ -129,6 +145,92 @@ for (const { name, backend } of backends) {
       await auto.save(snapshot(3, 1, 10, random));
       assert.equal(logger.warnings.filter((w) => w.includes(`directory ${dir}:`)).length, 1, logger.warnings.join('\n'));
       assert.equal((await auto.loadNewest()).snapshot?.metadata.index, 3);
+    });
+    it('streams a body of many chunks in and out, with its length and crc', async () => {
+      const snap = new Snapshotter(dir, { backend, logger });
+      const bytes = 2 * SNAPSHOT_CHUNK_BYTES + 12345;
+      const seedBody = SEED + 6;
+      const metadata = { index: 42, term: 3, confState: { voters: [1], learners: [] } };
+      const head = new Uint8Array([9, 8, 7]);
+      // Pieces bigger than a chunk are split; smaller ones are kept as they come.
+      const saved = await snap.saveStream(metadata, head, randomBody(bytes, SNAPSHOT_CHUNK_BYTES + 777, makeRandom(seedBody)));
+      assert.equal(saved.bodyBytes, bytes);
+      const expected = await collect(randomBody(bytes, 4096, makeRandom(seedBody)));
+      assert.equal(saved.bodyCrc, backend.crc32c(expected, 0) >>> 0);
+      const info = await snap.inspect(saved.file);
+      assert.deepEqual({ ...info, head: Buffer.from(info.head) }, { file: saved.file, version: 2, metadata, head: Buffer.from(head), bodyBytes: bytes, bodyCrc: saved.bodyCrc });
+      const chunks: number[] = [];
+      const parts: Buffer[] = [];
+      for await (const c of snap.readBody(saved.file)) {
+        chunks.push(c.length);
+        parts.push(Buffer.from(c));
+      }
+      assert.ok(chunks.every((n) => n <= SNAPSHOT_CHUNK_BYTES), `chunk sizes ${chunks.join(',')}`);
+      assert.ok(Buffer.concat(parts).equals(expected));
+      await assert.rejects(snap.load(saved.file), /readBody/);
+    });
+
+    it('a flipped bit in a body chunk is found by inspect and by readBody', async () => {
+      const random = makeRandom(SEED + 7);
+      const snap = new Snapshotter(dir, { backend, logger });
+      const metadata = { index: 7, term: 1, confState: { voters: [1], learners: [] } };
+      const { file } = await snap.saveStream(metadata, new Uint8Array(), randomBody(3 * SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_BYTES, random));
+      const bytes = fs.readFileSync(file);
+      const at = bytes.length - 20 - 1 - Math.floor(random() * SNAPSHOT_CHUNK_BYTES); // inside the last chunk
+      bytes[at] = bytes[at]! ^ 0x01;
+      fs.writeFileSync(file, bytes);
+      await assert.rejects(snap.inspect(file), (err: unknown) => err instanceof SnapshotCorruptionError && /crc32c mismatch in the chunk/.test(err.message));
+      let yielded = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const c of snap.readBody(file)) yielded += c.length;
+        })(),
+        /crc32c mismatch in the chunk/,
+      );
+      assert.equal(yielded, 2 * SNAPSHOT_CHUNK_BYTES, 'the good chunks came first, the bad one never');
+      const loaded = await snap.loadNewest();
+      assert.equal(loaded.snapshot, null);
+      assert.equal(loaded.broken.length, 1);
+    });
+
+    it('a body that does not match what was expected (or is too big) is never renamed into place', async () => {
+      const snap = new Snapshotter(dir, { backend, logger });
+      const metadata = { index: 9, term: 2, confState: { voters: [1], learners: [] } };
+      await assert.rejects(
+        snap.saveStream(metadata, new Uint8Array(), randomBody(1000, 100, makeRandom(SEED + 8)), { expect: { bytes: 1000, crc: 1 } }),
+        SnapshotBodyMismatchError,
+      );
+      await assert.rejects(
+        snap.saveStream(metadata, new Uint8Array(), randomBody(1000, 100, makeRandom(SEED + 8)), { bytesMax: 999 }),
+        SnapshotBodyMismatchError,
+      );
+      async function* failing(): AsyncGenerator<Uint8Array> {
+        yield new Uint8Array(10);
+        throw new Error('the sender went away');
+      }
+      await assert.rejects(snap.saveStream(metadata, new Uint8Array(), failing()), /went away/);
+      assert.deepEqual(fs.readdirSync(dir), [], 'no snapshot and no temp file left');
+    });
+
+    it('still reads version 1 files', async () => {
+      const random = makeRandom(SEED + 9);
+      const old = snapshot(77, 4, 3000, random);
+      const body = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true }).pack({ metadata: old.metadata, data: old.data });
+      const header = Buffer.alloc(24);
+      header.write('RAFTKVSN', 0, 'latin1');
+      header.writeUInt32LE(1, 8);
+      header.writeUInt32LE(backend.crc32c(body, 0) >>> 0, 12);
+      header.writeBigUInt64LE(BigInt(body.length), 16);
+      fs.mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, snapshotFileName(4, 77));
+      fs.writeFileSync(file, Buffer.concat([header, body]));
+      const snap = new Snapshotter(dir, { backend, logger });
+      const info = await snap.inspect(file);
+      assert.equal(info.version, 1);
+      assert.equal(info.bodyBytes, 0);
+      assert.deepEqual(await snap.load(file), old);
+      assert.equal((await collect(snap.readBody(file))).length, 0);
+      assert.deepEqual((await snap.loadNewest()).snapshot, old);
     });
   });
 }
