@@ -3,6 +3,12 @@ export { Transport } from './transport.js';
 export { estimateMessageBytes } from './peer.js';
 export { trace, traceNow, traceOn } from './trace.js';
 export {
+  HEADER_SNAPSHOT_STREAM,
+  SNAPSHOT_WIRE_CHUNK_BYTES,
+  SnapshotStreamError,
+  type SnapshotBody,
+} from './snapshot-stream.js';
+export {
   DEFAULT_BACKOFF,
   DEFAULT_LIMITS,
   HEADER_ACCEPT_REPLIES,

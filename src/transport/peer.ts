@@ -21,6 +21,7 @@ import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import type { HeldReply } from './reply.js';
 import { trace, traceOn } from './trace.js';
 import { batchProblem, type SenderStatus } from './validate.js';
+import { postSnapshotStream, type SnapshotBody } from './snapshot-stream.js';
 import {
   HEADER_ACCEPT_REPLIES,
   HEADER_CLUSTER_ID,
@@ -259,8 +260,12 @@ export class PeerSender {
     this.sentBytes += encoded.byteLength;
   }
 
-  /** Send a Snap message on the snapshot connection as a streamed body. */
-  sendSnapshot(m: Message): void {
+  /**
+   * Send a Snap message on the snapshot connection. With `body` (the snapshot's state, read from
+   * its file) the message carries only a descriptor and the body follows it as a chunked,
+   * CRC-checked stream (snapshot-stream.ts); without it the whole message is the request body.
+   */
+  sendSnapshot(m: Message, body: SnapshotBody | null = null): void {
     if (this.stopped) return;
     if (this.snapshotInFlight) {
       this.failSnapshotLater('a snapshot to this peer is already in flight');
@@ -271,11 +276,15 @@ export class PeerSender {
       return;
     }
     const encoded = encodeMessage(m);
-    if (encoded.byteLength > this.ctx.limits.snapshotBytesMax) {
+    const bytes = body !== null ? body.bytes : encoded.byteLength;
+    if (bytes > this.ctx.limits.snapshotBytesMax) {
       this.failSnapshotLater(
-        `snapshot message of ${encoded.byteLength} bytes exceeds snapshotBytesMax ` +
-          `${this.ctx.limits.snapshotBytesMax}`,
+        `snapshot of ${bytes} bytes exceeds snapshotBytesMax ${this.ctx.limits.snapshotBytesMax}`,
       );
+      return;
+    }
+    if (body !== null && encoded.byteLength > this.ctx.limits.bodyBytesMax) {
+      this.failSnapshotLater(`snapshot message of ${encoded.byteLength} bytes exceeds bodyBytesMax ${this.ctx.limits.bodyBytesMax}`);
       return;
     }
     this.snapshotClient ??= new Client(this.origin, {
@@ -287,8 +296,31 @@ export class PeerSender {
     });
     this.snapshotInFlight = true;
     const started = performance.now();
+    const sent = body !== null
+      ? postSnapshotStream(this.snapshotClient, PATH_SNAPSHOT, this.headers, encoded, body)
+      : this.postWholeSnapshot(this.snapshotClient, encoded);
+    void sent.then((failure) => {
+      this.snapshotInFlight = false;
+      if (this.stopped) return;
+      if (failure === null) {
+        this.snapshotsSent++;
+        this.ctx.logger.info('transport: snapshot sent', {
+          peer: this.id,
+          bytes,
+          streamed: body !== null,
+          ms: Math.round(performance.now() - started),
+        });
+        this.ctx.onSnapshotStatus(this.id, true);
+      } else {
+        this.snapshotFailed(failure);
+      }
+    });
+  }
+
+  /** The whole encoded message as the body (snapshots whose data is all in the message). */
+  private postWholeSnapshot(client: Client, encoded: Uint8Array): Promise<string | null> {
     const body = Readable.from(chunksOf(encoded, SNAPSHOT_CHUNK_BYTES), { objectMode: false });
-    this.snapshotClient
+    return client
       .request({
         path: PATH_SNAPSHOT,
         method: 'POST',
@@ -302,22 +334,7 @@ export class PeerSender {
         }
         return `HTTP ${res.statusCode}: ${await readReason(res.body)}`;
       })
-      .catch((err: unknown) => errorText(err))
-      .then((failure) => {
-        this.snapshotInFlight = false;
-        if (this.stopped) return;
-        if (failure === null) {
-          this.snapshotsSent++;
-          this.ctx.logger.info('transport: snapshot sent', {
-            peer: this.id,
-            bytes: encoded.byteLength,
-            ms: Math.round(performance.now() - started),
-          });
-          this.ctx.onSnapshotStatus(this.id, true);
-        } else {
-          this.snapshotFailed(failure);
-        }
-      });
+      .catch((err: unknown) => errorText(err));
   }
 
   stats(): PeerStats {

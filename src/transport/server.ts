@@ -26,6 +26,7 @@ import {
   type TransportLogger,
 } from './types.js';
 import { trace, traceOn } from './trace.js';
+import { HEADER_SNAPSHOT_STREAM, SnapshotStreamError, readSnapshotStream } from './snapshot-stream.js';
 
 export interface PeerServerOptions {
   id: NodeId;
@@ -37,6 +38,9 @@ export interface PeerServerOptions {
   senderStatus(from: NodeId): SenderStatus;
   onMessages(msgs: Message[]): void;
   onSnapshot?(msg: Message): Promise<void>;
+  /** A streamed snapshot (snapshot-stream.ts): the receiver must read `body` to its end (or
+   * throw) before it resolves; 204 goes back once it has. */
+  onSnapshotStream?(msg: Message, body: AsyncIterable<Uint8Array>, bodyBytes: number): Promise<void>;
   /** Takes the answer to an accepted batch from a peer that accepts replies in responses
    * (see reply.ts). Without it every accepted batch is answered 204 at once. */
   holdReply?(from: NodeId, reply: HeldReply): void;
@@ -132,6 +136,10 @@ export class PeerServer {
       }
       const from = this.checkHeaders(req);
       const isSnapshot = path === PATH_SNAPSHOT;
+      if (isSnapshot && req.headers[HEADER_SNAPSHOT_STREAM] !== undefined) {
+        await this.receiveSnapshotStream(from, req, res);
+        return;
+      }
       const cap = isSnapshot ? this.opts.snapshotBytesMax : this.opts.bodyBytesMax;
       const body = await readBody(req, cap);
       if (body === null) return; // the sender went away; nobody to answer
@@ -211,6 +219,42 @@ export class PeerServer {
       this.opts.logger.warn('transport: snapshot receiver failed', { from, error: errorMessage(err) });
       throw new Rejection(500, `snapshot receiver failed: ${errorMessage(err)}`);
     }
+    res.writeHead(204).end();
+  }
+
+  /** A streamed snapshot: the body goes through to the receiver chunk by chunk, never whole. */
+  private async receiveSnapshotStream(from: NodeId, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const receiver = this.opts.onSnapshotStream;
+    if (receiver === undefined) throw new Rejection(400, 'this node does not accept streamed snapshots');
+    let stream;
+    try {
+      stream = await readSnapshotStream(req, { messageBytesMax: this.opts.bodyBytesMax, bodyBytesMax: this.opts.snapshotBytesMax });
+    } catch (err) {
+      if (err instanceof SnapshotStreamError) throw new Rejection(err.status, err.message);
+      return; // the sender went away; nobody to answer
+    }
+    let m: Message;
+    try {
+      m = decodeMessage(stream.message);
+    } catch (err) {
+      throw new Rejection(400, `malformed snapshot message: ${errorMessage(err)}`);
+    }
+    if (m.type !== MessageType.Snap || m.snapshot === null) {
+      throw new Rejection(400, `expected a Snap message with a snapshot, got ${MessageType[m.type] ?? m.type}`);
+    }
+    const problem = envelopeProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id));
+    if (problem !== null) throw new Rejection(400, problem);
+    try {
+      await receiver(m, stream.body, stream.bodyBytes);
+    } catch (err) {
+      if (err instanceof SnapshotStreamError) throw new Rejection(err.status, err.message);
+      if (req.destroyed && !req.complete) return; // the sender went away mid-body
+      this.opts.logger.warn('transport: snapshot receiver failed', { from, error: errorMessage(err) });
+      throw new Rejection(500, `snapshot receiver failed: ${errorMessage(err)}`);
+    }
+    if (!stream.complete) throw new Rejection(500, 'the receiver did not read the whole snapshot');
+    this.counters.receivedSnapshots++;
+    this.counters.receivedBytes += stream.bodyBytes + stream.message.byteLength;
     res.writeHead(204).end();
   }
 

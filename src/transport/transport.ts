@@ -23,6 +23,7 @@ import type { HeldReply } from './reply.js';
 import { trace, traceOn } from './trace.js';
 import { PeerServer } from './server.js';
 import type { SenderStatus } from './validate.js';
+import type { SnapshotBody } from './snapshot-stream.js';
 import {
   DEFAULT_BACKOFF,
   DEFAULT_LIMITS,
@@ -121,6 +122,9 @@ export class Transport {
       onMessages: (msgs) => this.opts.onMessages(msgs),
       ...(this.replyHoldMs > 0 ? { holdReply: (from: NodeId, r: HeldReply) => this.holdReply(from, r) } : {}),
       ...(opts.onSnapshot !== undefined ? { onSnapshot: (m: Message) => opts.onSnapshot!(m) } : {}),
+      ...(opts.onSnapshotStream !== undefined
+        ? { onSnapshotStream: (m: Message, body: AsyncIterable<Uint8Array>, bytes: number) => opts.onSnapshotStream!(m, body, bytes) }
+        : {}),
     });
   }
 
@@ -153,7 +157,7 @@ export class Transport {
         });
         continue;
       }
-      if (m.type === MessageType.Snap) sender.sendSnapshot(m);
+      if (m.type === MessageType.Snap) sender.sendSnapshot(m, this.snapshotBodyOf(m));
       else sender.enqueue(m);
     }
   }
@@ -221,6 +225,17 @@ export class Transport {
       server: this.server.stats(),
       droppedUnknownPeer: this.droppedUnknownPeer,
     };
+  }
+
+  /** The streamed body of an outgoing snapshot, or null to send it whole. */
+  private snapshotBodyOf(m: Message): SnapshotBody | null {
+    if (this.opts.snapshotSource === undefined) return null;
+    try {
+      return this.opts.snapshotSource(m);
+    } catch (err) {
+      this.senderContext.logger.warn('transport: snapshotSource threw; sending the snapshot whole', { to: m.to, error: String(err) });
+      return null;
+    }
   }
 
   private senderStatus(from: NodeId): SenderStatus {

@@ -8,6 +8,7 @@
  */
 
 import type { Message, NodeId } from '../raft/types.js';
+import type { SnapshotBody } from './snapshot-stream.js';
 
 /** Structured logger; structurally compatible with the Raft core's logger. */
 export interface TransportLogger {
@@ -27,7 +28,8 @@ export interface TransportLimits {
   /** Largest `POST /raft` body accepted by the peer server, and the largest batch this node
    * sends (batches are split to fit; one message bigger than this is dropped). */
   bodyBytesMax: number;
-  /** Largest `POST /raft/snapshot` body accepted, and the largest snapshot message sent. */
+  /** Largest snapshot accepted and sent: a streamed snapshot's body (its state), or the whole
+   * message of one sent without a body. Default 8 GiB. */
   snapshotBytesMax: number;
   /** Messages waiting to be sent to one peer (not counting requests already in flight). */
   queueMessagesMax: number;
@@ -37,7 +39,7 @@ export interface TransportLimits {
 
 export const DEFAULT_LIMITS: TransportLimits = {
   bodyBytesMax: 16 * 1024 * 1024,
-  snapshotBytesMax: 512 * 1024 * 1024,
+  snapshotBytesMax: 8 * 1024 * 1024 * 1024,
   queueMessagesMax: 4096,
   queueBytesMax: 64 * 1024 * 1024,
 };
@@ -69,6 +71,14 @@ export interface TransportOptions {
   /** Called with a received `MessageType.Snap` message; the sender is told success once the
    * promise resolves. Without it snapshots are delivered through `onMessages`. */
   onSnapshot?(msg: Message): Promise<void>;
+  /** For an outgoing `MessageType.Snap` message: the body to stream after it (its snapshot data
+   * then only describes the state), or null to send the message whole. */
+  snapshotSource?(msg: Message): SnapshotBody | null;
+  /** Called with a received streamed snapshot: the message (its descriptor) and the body, whose
+   * chunks are CRC-checked as they arrive. The receiver must read the body to its end (or throw;
+   * a SnapshotStreamError's status goes back to the sender) before the promise resolves; the
+   * sender is told success once it has. Without it streamed snapshots are refused (400). */
+  onSnapshotStream?(msg: Message, body: AsyncIterable<Uint8Array>, bodyBytes: number): Promise<void>;
   /** A peer could not be reached or messages to it were dropped (→ RawNode.reportUnreachable). */
   onUnreachable(id: NodeId): void;
   /** Outcome of sending a snapshot to a peer (→ RawNode.reportSnapshot). */
