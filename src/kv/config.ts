@@ -24,6 +24,8 @@ export interface KvServerConfig {
   idleSpinUs: number;
   snapshotCount: number;
   snapshotCatchUpEntries: number;
+  /** 0 = unlimited. */
+  snapshotBytesMax: number;
   listenHost: string;
   tickMs: number;
   electionTicks: number;
@@ -61,6 +63,10 @@ Options:
   --snapshot-count N     Snapshot the store after N applied entries (default: 10000).
   --snapshot-catchup-entries N
                          Entries kept behind a snapshot for slow followers (default: 10000).
+  --snapshot-bytes-max N Largest snapshot (bytes of store state) sent to or accepted from a
+                         peer; a follower behind a bigger one cannot catch up (default:
+                         8589934592 = 8 GiB; 0 = unlimited). Snapshots stream from disk to
+                         disk in 1 MiB chunks, so memory does not grow with it.
   --listen-host HOST     Interface both servers bind (default: 127.0.0.1).
   --tick-ms MS           Raft tick (default: 100); election timeout = election-ticks × tick.
   --election-ticks N     Election timeout in ticks (default: 10; heartbeat is 1 tick).
@@ -98,6 +104,7 @@ const FLAGS_WITH_VALUE = new Set([
   'idle-spin-us',
   'snapshot-count',
   'snapshot-catchup-entries',
+  'snapshot-bytes-max',
   'listen-host',
   'tick-ms',
   'election-ticks',
@@ -200,6 +207,7 @@ export function parseArgs(argv: readonly string[]): KvServerConfig | null {
     idleSpinUs: intFlag('idle-spin-us', values.get('idle-spin-us') ?? '1000', 0, 100_000),
     snapshotCount: intFlag('snapshot-count', values.get('snapshot-count') ?? '10000', 1, Number.MAX_SAFE_INTEGER),
     snapshotCatchUpEntries: intFlag('snapshot-catchup-entries', values.get('snapshot-catchup-entries') ?? '10000', 0, Number.MAX_SAFE_INTEGER),
+    snapshotBytesMax: intFlag('snapshot-bytes-max', values.get('snapshot-bytes-max') ?? String(8 * 1024 * 1024 * 1024), 0, Number.MAX_SAFE_INTEGER),
     listenHost,
     tickMs: intFlag('tick-ms', values.get('tick-ms') ?? '100', 1, 60_000),
     electionTicks,

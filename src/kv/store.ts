@@ -134,6 +134,93 @@ export function decodeSnapshot(data: Uint8Array): Map<string, StoredValue> {
   return map;
 }
 
+/** Pieces of a streamed snapshot are about this big (a record is never split). */
+export const SNAPSHOT_PIECE_BYTES = 1024 * 1024;
+
+export async function* encodeSnapshotStream(entries: ReadonlyArray<readonly [string, StoredValue]>): AsyncGenerator<Uint8Array> {
+  const header = Buffer.allocUnsafe(8);
+  header.writeUInt32LE(SNAPSHOT_MAGIC, 0);
+  header.writeUInt32LE(entries.length, 4);
+  let parts: Uint8Array[] = [header];
+  let bytes = header.length;
+  for (const [key, stored] of entries) {
+    const k = textEncoder.encode(key);
+    const fixed = Buffer.allocUnsafe(4 + k.length + 12);
+    let off = fixed.writeUInt32LE(k.length, 0);
+    fixed.set(k, off);
+    off += k.length;
+    off = fixed.writeDoubleLE(stored.revision, off);
+    fixed.writeUInt32LE(stored.value.length, off);
+    parts.push(fixed, stored.value);
+    bytes += fixed.length + stored.value.length;
+    if (bytes >= SNAPSHOT_PIECE_BYTES) {
+      yield Buffer.concat(parts, bytes);
+      parts = [];
+      bytes = 0;
+    }
+  }
+  if (bytes > 0) yield Buffer.concat(parts, bytes);
+}
+
+/** Decodes the snapshot format from pieces of any size, holding at most one record plus one
+ * piece; same errors as decodeSnapshot (offsets are into the whole stream). */
+export async function decodeSnapshotStream(source: AsyncIterable<Uint8Array>): Promise<Map<string, StoredValue>> {
+  let buf = Buffer.alloc(0);
+  let base = 0; // stream offset of buf[0]
+  let ended = false;
+  const it = source[Symbol.asyncIterator]();
+  const fail = (why: string, at: number): never => {
+    throw new CommandError(`KV snapshot stream is corrupt at byte ${at}: ${why}`);
+  };
+  /** Makes `n` bytes available at buf[0..n); false at the end of the stream. */
+  const need = async (n: number): Promise<boolean> => {
+    if (buf.length >= n) return true;
+    // Collect pieces first, copy once: tiny pieces must not make a big value quadratic.
+    const parts: Uint8Array[] = [buf];
+    let have = buf.length;
+    while (have < n && !ended) {
+      const next = await it.next();
+      if (next.done === true) ended = true;
+      else {
+        parts.push(next.value);
+        have += next.value.length;
+      }
+    }
+    buf = Buffer.concat(parts, have);
+    return have >= n;
+  };
+  const take = (n: number): Buffer => {
+    const out = buf.subarray(0, n);
+    buf = buf.subarray(n);
+    base += n;
+    return out;
+  };
+  if (!(await need(8))) fail('shorter than its header', base);
+  if (buf.readUInt32LE(0) !== SNAPSHOT_MAGIC) fail('bad magic', 0);
+  const count = buf.readUInt32LE(4);
+  take(8);
+  const map = new Map<string, StoredValue>();
+  for (let n = 0; n < count; n++) {
+    if (!(await need(4))) fail('truncated key length', base);
+    const keyLen = buf.readUInt32LE(0);
+    if (keyLen > KEY_BYTES_MAX) fail(`key of ${keyLen} bytes`, base);
+    if (!(await need(4 + keyLen + 12))) fail(`truncated key of ${keyLen} bytes`, base);
+    let key: string;
+    try {
+      key = textDecoder.decode(buf.subarray(4, 4 + keyLen));
+    } catch {
+      return fail('key is not valid UTF-8', base + 4);
+    }
+    const revision = buf.readDoubleLE(4 + keyLen);
+    const valueLen = buf.readUInt32LE(4 + keyLen + 8);
+    take(4 + keyLen + 12);
+    if (!(await need(valueLen))) fail(`truncated value of ${valueLen} bytes`, base);
+    map.set(key, { value: Buffer.from(take(valueLen)), revision });
+  }
+  if (await need(1)) fail(`trailing bytes after ${count} entries`, base);
+  return map;
+}
+
 /** The state machine a RaftNode drives. Reads go straight to `get` (the HTTP layer decides
  * whether to wait for a read barrier first). */
 export class KvStore implements StateMachine<ApplyResult> {
@@ -168,5 +255,17 @@ export class KvStore implements StateMachine<ApplyResult> {
 
   restore(data: Uint8Array): void {
     this.map = decodeSnapshot(data);
+  }
+
+  /** The same bytes as snapshot(), in pieces of about SNAPSHOT_PIECE_BYTES. The map's entries
+   * are captured now (pointers only: values are never mutated, a put replaces them), so the
+   * node can write the stream while later entries are applied. */
+  snapshotStream(): AsyncIterable<Uint8Array> {
+    return encodeSnapshotStream([...this.map]);
+  }
+
+  /** Replaces the map with a snapshot read as a stream; the old map stays if it is corrupt. */
+  async restoreStream(source: AsyncIterable<Uint8Array>): Promise<void> {
+    this.map = await decodeSnapshotStream(source);
   }
 }

@@ -28,11 +28,22 @@ export interface AppliedEntry {
  *
  * `snapshot` should capture the state quickly (the node processes no Raft batch meanwhile);
  * `restore` receives exactly the bytes a `snapshot` produced (possibly on another node).
+ *
+ * Big state: implement the streaming pair too, and snapshots never hold the state in memory
+ * (the node writes the stream to its snapshot file in chunks, a lagging follower receives it
+ * as a stream and restores from its file). `snapshotStream()` must capture the state as of the
+ * call (by the time its promise resolves): the node iterates the stream afterwards, in the
+ * background, while later entries are applied. `restoreStream(source)` replaces the whole
+ * state with what `source` yields (what a `snapshotStream` — or `snapshot` — produced, in
+ * chunks of any size) and must read it to its end; the data is only known good once the
+ * iteration ends without throwing. Without them the node uses `snapshot`/`restore`.
  */
 export interface StateMachine<R = unknown> {
   apply(entry: AppliedEntry): R | Promise<R>;
   snapshot(): Uint8Array | Promise<Uint8Array>;
   restore(data: Uint8Array): void | Promise<void>;
+  snapshotStream?(): AsyncIterable<Uint8Array> | Promise<AsyncIterable<Uint8Array>>;
+  restoreStream?(source: AsyncIterable<Uint8Array>): void | Promise<void>;
 }
 
 export interface PeerSpec {
@@ -48,6 +59,9 @@ export interface NodeLogger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
 }
+
+/** Default of RaftNodeOptions.snapshotBytesMax (and the CLI's --snapshot-bytes-max). */
+export const DEFAULT_SNAPSHOT_BYTES_MAX = 8 * 1024 * 1024 * 1024;
 
 export const SILENT_LOGGER: NodeLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -106,6 +120,10 @@ export interface RaftNodeOptions<R = unknown> {
    * server does, and reject with NoLeaderError only if none appears in time. false: they
    * reject with NoLeaderError at once. A call's own `waitForLeader` overrides this. */
   waitForLeader?: boolean;
+  /** Largest snapshot (the state machine's snapshot stream) this node sends to or accepts from
+   * a peer; a bigger one fails to send (413 on the receiver) and the follower must catch up
+   * otherwise. 0 = unlimited. Default 8 GiB. */
+  snapshotBytesMax?: number;
   /** Max bytes of entries per append message. Default 1 MiB. */
   maxSizePerMsg?: number;
   /** Max append messages in flight per follower. Default 256. */
@@ -163,6 +181,8 @@ export interface ResolvedOptions<R> {
   requestTimeoutMs: number;
   waitForLeader: boolean;
   maxSizePerMsg: number;
+  /** Number.MAX_SAFE_INTEGER when unlimited. */
+  snapshotBytesMax: number;
   maxInflightMsgs: number;
   maxPendingProposals: number;
   maxPendingReads: number;
@@ -244,6 +264,10 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
   ) {
     throw new InvalidArgumentError('option stateMachine must have apply(entry), snapshot() and restore(bytes) methods');
   }
+  if ((sm.snapshotStream === undefined) !== (sm.restoreStream === undefined) ||
+    (sm.snapshotStream !== undefined && (typeof sm.snapshotStream !== 'function' || typeof sm.restoreStream !== 'function'))) {
+    throw new InvalidArgumentError('option stateMachine: snapshotStream() and restoreStream(source) go together (both methods or neither)');
+  }
   const electionTicks = positiveInt('electionTicks', o.electionTicks, 10);
   const heartbeatTicks = positiveInt('heartbeatTicks', o.heartbeatTicks, 1);
   if (heartbeatTicks >= electionTicks) {
@@ -288,6 +312,7 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
     requestTimeoutMs: positiveInt('requestTimeoutMs', o.requestTimeoutMs, 5000),
     waitForLeader: booleanOption('waitForLeader', o.waitForLeader, true),
     maxSizePerMsg: positiveInt('maxSizePerMsg', o.maxSizePerMsg, 1024 * 1024),
+    snapshotBytesMax: positiveInt('snapshotBytesMax', o.snapshotBytesMax, DEFAULT_SNAPSHOT_BYTES_MAX, 0) || Number.MAX_SAFE_INTEGER,
     maxInflightMsgs: positiveInt('maxInflightMsgs', o.maxInflightMsgs, 256),
     maxPendingProposals: positiveInt('maxPendingProposals', o.maxPendingProposals, 10_000),
     maxPendingReads: positiveInt('maxPendingReads', o.maxPendingReads, 10_000),

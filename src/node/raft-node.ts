@@ -36,12 +36,19 @@ import {
   type ReadState,
   type SoftState,
 } from '../raft/types.js';
-import { Transport, trace, traceNow, traceOn, type TransportStats } from '../transport/index.js';
+import {
+  SnapshotStreamError,
+  Transport,
+  trace,
+  traceNow,
+  traceOn,
+  type SnapshotBody,
+  type TransportStats,
+} from '../transport/index.js';
 import { PendingCall } from './call.js';
 import {
   decodeConfChangeContext,
   decodeReadContext,
-  decodeSnapshotData,
   encodeConfChangeContext,
   encodeProposal,
   encodeReadContext,
@@ -72,6 +79,7 @@ import { NodeRuntime, asError, type AppliedOutcome, type RuntimeHooks } from './
 import { REAL_CLOCK } from './runtime-io.js';
 import { NodeStorage, type NodeStorageStatus, type Replay } from './storage.js';
 import { LeaderWait } from './leader-wait.js';
+import { decodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
 import { LoopSpinner } from './loop-spin.js';
 import { nativeSchedYield } from '../wal/native-backend.js';
 
@@ -226,14 +234,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     let node: RaftNode<R> | null = null;
     try {
       throwIfAborted();
-      let smBytes: Uint8Array | null = null;
       let snapshotPeers = new Map<NodeId, string>();
       if (replay.snapshot !== null) {
-        const env = decodeSnapshotData(replay.snapshot.data);
-        smBytes = env.stateMachine;
-        snapshotPeers = env.peerUrls;
+        snapshotPeers = await restoreStateMachine(o.stateMachine, replay.snapshot, (m) => storage.readBody(m));
       }
-      if (smBytes !== null) await o.stateMachine.restore(smBytes);
       throwIfAborted();
       node = new RaftNode(o, storage, replay, snapshotPeers);
       await node.transport.start();
@@ -267,6 +271,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       listenHost: o.listenHost,
       listenPort: Number(o.selfUrl.port),
       onMessages: (msgs) => this.onPeerMessages(msgs),
+      onSnapshot: (m) => this.onWholeSnapshot(m),
+      snapshotSource: (m) => this.snapshotSource(m),
+      onSnapshotStream: (m, body, bytes) => this.onSnapshotStream(m, body, bytes),
+      limits: { snapshotBytesMax: o.snapshotBytesMax },
       onUnreachable: (id) => {
         if (this.state !== 'running') return;
         this.runtime.rawNode.reportUnreachable(id);
@@ -660,6 +668,52 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       }
     }
     this.runtime.schedule();
+  }
+
+  /** An outgoing snapshot whose state is in its file: stream the file's body after it. */
+  private snapshotSource(m: Message): SnapshotBody | null {
+    const snap = m.snapshot;
+    if (snap === null) return null;
+    const ref = decodeSnapshotRef(snap.data);
+    if (ref === null) return null;
+    return { bytes: ref.bodyBytes, open: () => this.storage.readBody(snap.metadata) };
+  }
+
+  /**
+   * A snapshot streamed in by the leader: its body goes to a temp file in the snap directory,
+   * is checked against the descriptor (length, CRC; each chunk's CRC on the way), fsynced and
+   * renamed into place — only then is the message stepped into the core, whose Ready makes the
+   * WAL marker durable and restores the state machine from the file.
+   */
+  private async onSnapshotStream(m: Message, body: AsyncIterable<Uint8Array>, bodyBytes: number): Promise<void> {
+    if (this.state !== 'running') throw new Error('this node is stopping');
+    const snap = m.snapshot!;
+    let ref;
+    try {
+      ref = decodeSnapshotRef(snap.data);
+    } catch (err) {
+      throw new SnapshotStreamError(400, `bad snapshot descriptor: ${asError(err).message}`);
+    }
+    if (ref === null) throw new SnapshotStreamError(400, 'a streamed snapshot must carry a descriptor of its body');
+    if (ref.bodyBytes !== bodyBytes) {
+      throw new SnapshotStreamError(400, `the descriptor says ${ref.bodyBytes} bytes, the stream ${bodyBytes}`);
+    }
+    await this.storage.receiveSnapshot(snap.metadata, ref.head, body, { bytes: bodyBytes, crc: ref.bodyCrc }, this.opts.snapshotBytesMax);
+    this.onPeerMessages([m]);
+  }
+
+  /** A snapshot sent whole (its state inline in the message). A descriptor without its body
+   * would make the core ask for a file that is not there: refused. */
+  private onWholeSnapshot(m: Message): Promise<void> {
+    let ref;
+    try {
+      ref = m.snapshot === null ? null : decodeSnapshotRef(m.snapshot.data);
+    } catch (err) {
+      return Promise.reject(new SnapshotStreamError(400, `bad snapshot descriptor: ${asError(err).message}`));
+    }
+    if (ref !== null) return Promise.reject(new SnapshotStreamError(400, 'a snapshot descriptor must be streamed with its body'));
+    this.onPeerMessages([m]);
+    return Promise.resolve();
   }
 
   private onSoftState(ss: SoftState): void {

@@ -8,7 +8,7 @@
  * incarnation) is given to it.
  */
 
-import type { Entry, HardState, Message, NodeId, Snapshot } from '../raft/types.js';
+import type { Entry, HardState, Message, NodeId, Snapshot, SnapshotMetadata } from '../raft/types.js';
 
 /** Durable storage, as the Ready pass uses it (NodeStorage in production). Any rejection is
  * fatal: the runtime stops and never retries a write. */
@@ -21,6 +21,18 @@ export interface RuntimeStorage {
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   /** Everything before `index` is covered by a durable snapshot: storage may drop it. */
   releaseTo(index: number): Promise<void>;
+  /** Snapshot files written and read as streams (NodeStorage). Without them the runtime keeps
+   * the state machine's snapshot inline in `Snapshot.data` (the simulator). */
+  readonly snapshotFiles?: SnapshotFiles;
+}
+
+/** Snapshot state kept in files, out of memory (see snapshot-ref.ts). */
+export interface SnapshotFiles {
+  /** Writes the snapshot file (head + body, durably) but not its WAL marker: saveSnapshot with
+   * the descriptor does that. Resolves with the body's length and CRC-32C. */
+  write(metadata: SnapshotMetadata, head: Uint8Array, body: AsyncIterable<Uint8Array>): Promise<{ bodyBytes: number; bodyCrc: number }>;
+  /** The body of a written snapshot file, chunk by chunk, checked as it is read. */
+  readBody(metadata: SnapshotMetadata): AsyncIterable<Uint8Array>;
 }
 
 /** The peer transport, as the Ready pass uses it (Transport in production). */

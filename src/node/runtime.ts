@@ -51,7 +51,8 @@ import {
   type Snapshot,
   type SoftState,
 } from '../raft/types.js';
-import { decodeConfChangeContext, decodeProposal, decodeSnapshotData, encodeSnapshotData, type RequestTag } from './envelope.js';
+import { decodeConfChangeContext, decodeProposal, encodeSnapshotData, type RequestTag } from './envelope.js';
+import { captureStateMachine, encodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
 import type { NodeLogger, StateMachine } from './options.js';
 import type { Replay } from './storage.js';
 import type { RuntimeClock, RuntimeStorage, RuntimeTimer, RuntimeTracer, RuntimeTransport } from './runtime-io.js';
@@ -468,14 +469,15 @@ export class NodeRuntime<R = unknown> {
   private async installSnapshot(snap: Snapshot): Promise<void> {
     const index = snap.metadata.index;
     this.memStorage.applySnapshot(snap);
-    const env = decodeSnapshotData(snap.data);
-    for (const [id, url] of env.peerUrls) {
+    const files = this.storage.snapshotFiles;
+    // A descriptor's state is in the file the transport wrote (saveSnapshot checked it is there).
+    const peerUrls = await restoreStateMachine(this.stateMachine, snap, files === undefined ? null : (m) => files.readBody(m));
+    for (const [id, url] of peerUrls) {
       if (!this.peerUrls.has(id)) {
         this.peerUrls.set(id, url);
         if (id !== this.id) this.transport.addPeer(id, url);
       }
     }
-    await this.stateMachine.restore(env.stateMachine);
     this.confStateValue = snap.metadata.confState;
     this.applied = index;
     this.snapshotIndexValue = index;
@@ -578,31 +580,50 @@ export class NodeRuntime<R = unknown> {
    */
   private async takeSnapshot(): Promise<void> {
     const index = this.applied;
-    let smBytes: Uint8Array;
-    try {
-      smBytes = await this.stateMachine.snapshot();
-    } catch (err) {
-      throw new Error(`state machine snapshot() threw at applied index ${index}: ${asError(err).message}`, { cause: err });
-    }
-    if (!(smBytes instanceof Uint8Array)) {
-      throw new Error(`state machine snapshot() must return a Uint8Array, got ${typeof smBytes}`);
-    }
-    const members = [...this.confStateValue.voters, ...this.confStateValue.learners];
+    const confState = this.confStateValue;
+    const members = [...confState.voters, ...confState.learners];
     const urls = new Map<NodeId, string>();
     for (const id of members) {
       const url = this.peerUrls.get(id);
       if (url !== undefined) urls.set(id, url);
     }
-    const snap = this.memStorage.createSnapshot(index, this.confStateValue, encodeSnapshotData({ peerUrls: urls, stateMachine: smBytes }));
-    const save = async (): Promise<void> => {
-      await this.storage.saveSnapshot(snap);
-      // A snapshot from the leader may have been installed meanwhile: never move back.
-      this.snapshotIndexValue = Math.max(this.snapshotIndexValue, index);
-      const compactIndex = index - this.snapshotCatchUpEntries;
-      if (compactIndex >= this.memStorage.firstIndex()) this.memStorage.compact(compactIndex);
-      await this.storage.releaseTo(index);
-      this.logger.info('snapshot taken', { index, bytes: snap.data.length, compactedTo: Math.max(compactIndex, 0) });
-    };
+    const files = this.storage.snapshotFiles;
+    let body: AsyncIterable<Uint8Array> | null = null;
+    let smBytes: Uint8Array | null = null;
+    try {
+      if (files !== undefined) {
+        body = await captureStateMachine(this.stateMachine);
+      } else {
+        smBytes = await this.stateMachine.snapshot();
+        if (!(smBytes instanceof Uint8Array)) {
+          throw new Error(`state machine snapshot() must return a Uint8Array, got ${typeof smBytes}`);
+        }
+      }
+    } catch (err) {
+      throw new Error(`state machine snapshot threw at applied index ${index}: ${asError(err).message}`, { cause: err });
+    }
+    let save: () => Promise<void>;
+    if (files !== undefined && body !== null) {
+      // Streamed: the state goes to the file chunk by chunk (in the background, while entries
+      // are applied: the state machine captured its state above); the core gets a descriptor.
+      const metadata = { index, term: this.memStorage.term(index), confState };
+      const head = encodeSnapshotData({ peerUrls: urls, stateMachine: new Uint8Array(0) });
+      const stream = body;
+      save = async () => {
+        const { bodyBytes, bodyCrc } = await files.write(metadata, head, stream);
+        const data = encodeSnapshotRef({ head, bodyBytes, bodyCrc });
+        await this.storage.saveSnapshot({ metadata, data });
+        // A leader's snapshot may have been installed meanwhile: never move back.
+        if (index > this.memStorage.snapshot().metadata.index) this.memStorage.createSnapshot(index, confState, data);
+        await this.afterSnapshotSaved(index, bodyBytes);
+      };
+    } else {
+      const snap = this.memStorage.createSnapshot(index, confState, encodeSnapshotData({ peerUrls: urls, stateMachine: smBytes! }));
+      save = async () => {
+        await this.storage.saveSnapshot(snap);
+        await this.afterSnapshotSaved(index, snap.data.length);
+      };
+    }
     this.snapshotSave = save().then(
       () => {
         this.snapshotSave = null;
@@ -612,5 +633,14 @@ export class NodeRuntime<R = unknown> {
         this.fail(asError(err), `saving the snapshot at index ${index} failed`);
       },
     );
+  }
+
+  /** Compaction and WAL release once the snapshot at `index` is durable. */
+  private async afterSnapshotSaved(index: number, bytes: number): Promise<void> {
+    this.snapshotIndexValue = Math.max(this.snapshotIndexValue, index);
+    const compactIndex = index - this.snapshotCatchUpEntries;
+    if (compactIndex >= this.memStorage.firstIndex()) this.memStorage.compact(compactIndex);
+    await this.storage.releaseTo(index);
+    this.logger.info('snapshot taken', { index, bytes, compactedTo: Math.max(compactIndex, 0) });
   }
 }

@@ -11,15 +11,17 @@
  * runtime turns that into a fail-stop.
  */
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-import type { Entry, HardState, NodeId, Snapshot } from '../raft/types.js';
-import { Snapshotter } from '../snap/index.js';
+import type { Entry, HardState, NodeId, Snapshot, SnapshotMetadata } from '../raft/types.js';
+import { Snapshotter, type SnapshotFileInfo } from '../snap/index.js';
 import type { WalBackend } from '../wal/backend.js';
 import { WalSnapshotNotFoundError } from '../wal/errors.js';
 import { Wal, type WalStatus } from '../wal/wal.js';
 import type { DirSyncPolicy, NodeLogger, WalModeName } from './options.js';
+import type { SnapshotFiles } from './runtime-io.js';
+import { decodeSnapshotRef, encodeSnapshotRef } from './snapshot-ref.js';
 
 /** Snapshot files kept, the newest included (older ones are purged after each snapshot). Start-up
  * falls back to an older one when a newer one does not load, so the WAL is kept from the oldest
@@ -27,7 +29,8 @@ import type { DirSyncPolicy, NodeLogger, WalModeName } from './options.js';
 const SNAPSHOTS_KEPT = 3;
 
 export interface Replay {
-  /** The newest valid snapshot (its data still wrapped by the runtime's envelope), or null. */
+  /** The newest valid snapshot, or null. Its data is the runtime's envelope (version 1 files)
+   * or a descriptor of the file's head and body (snapshot-ref.ts). */
   snapshot: Snapshot | null;
   hardState: HardState;
   /** Entries after the snapshot, in index order. */
@@ -60,7 +63,14 @@ export function clusterIdHash(clusterId: string): number {
   return h;
 }
 
-export class NodeStorage {
+/** The replayed snapshot as the core gets it: a body stays in the file (a descriptor of it
+ * goes to the core); without one the head is the whole data (version 1, or saved whole). */
+function snapshotOfFile(info: SnapshotFileInfo): Snapshot {
+  if (info.bodyBytes === 0) return { metadata: info.metadata, data: info.head };
+  return { metadata: info.metadata, data: encodeSnapshotRef({ head: info.head, bodyBytes: info.bodyBytes, bodyCrc: info.bodyCrc }) };
+}
+
+export class NodeStorage implements SnapshotFiles {
   private lastSnapshotIndex: number;
   private lastStatus: WalStatus;
 
@@ -95,6 +105,7 @@ export class NodeStorage {
       logger: walLogger,
       ...(o.walBackend !== null ? { backend: o.walBackend } : {}),
     });
+    for (const f of await snapshotter.removeTempFiles()) o.logger.info('removed a snapshot temp file left by a crash', { file: f });
 
     if (!Wal.exists(walDir)) {
       const wal = await Wal.create(walDir, { ...walOptions, metadata });
@@ -111,7 +122,7 @@ export class NodeStorage {
       const limit = rejectedAbove;
       const loaded = await snapshotter.loadNewest({ accept: (m) => m.index < limit });
       for (const b of loaded.broken) o.logger.warn('corrupt snapshot file set aside', { ...b });
-      const snapshot = loaded.snapshot;
+      const snapshot = loaded.info === null ? null : snapshotOfFile(loaded.info);
       const marker = snapshot === null ? { index: 0, term: 0 } : { index: snapshot.metadata.index, term: snapshot.metadata.term };
       let opened;
       try {
@@ -163,11 +174,50 @@ export class NodeStorage {
     return this.wal.save(hardState, entries, { sync });
   }
 
-  /** The snapshot file (synced) first, then its WAL marker (synced). */
+  /**
+   * The snapshot file (synced) first, then its WAL marker (synced). A descriptor (snapshot-ref.ts)
+   * says the file was already written (write / receiveSnapshot): only the marker is added.
+   */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
-    await this.snapshotter.save(snapshot);
+    if (decodeSnapshotRef(snapshot.data) !== null) {
+      const { term, index } = snapshot.metadata;
+      const file = this.snapshotter.fileFor(term, index);
+      // Asserted: a marker without its file would break the next start.
+      await stat(file).catch((err: unknown) => {
+        throw new Error(`snapshot ${term}/${index}: its file ${file} must be written before its WAL marker`, { cause: err });
+      });
+    } else {
+      await this.snapshotter.save(snapshot);
+    }
     await this.wal.saveSnapshot({ index: snapshot.metadata.index, term: snapshot.metadata.term });
     this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, snapshot.metadata.index);
+  }
+
+  /** SnapshotFiles: our own snapshot, streamed from the state machine into its file. */
+  async write(metadata: SnapshotMetadata, head: Uint8Array, body: AsyncIterable<Uint8Array>): Promise<{ bodyBytes: number; bodyCrc: number }> {
+    const saved = await this.snapshotter.saveStream(metadata, head, body);
+    return { bodyBytes: saved.bodyBytes, bodyCrc: saved.bodyCrc };
+  }
+
+  /** A snapshot streamed in by a peer: written only if the body is exactly what the descriptor
+   * says (length and CRC) and within `bytesMax`; no WAL marker yet (the core decides). */
+  async receiveSnapshot(
+    metadata: SnapshotMetadata,
+    head: Uint8Array,
+    body: AsyncIterable<Uint8Array>,
+    expect: { bytes: number; crc: number },
+    bytesMax: number,
+  ): Promise<void> {
+    await this.snapshotter.saveStream(metadata, head, body, { expect, bytesMax });
+  }
+
+  /** SnapshotFiles: the body of a snapshot file, checked chunk by chunk. */
+  readBody(metadata: SnapshotMetadata): AsyncIterable<Uint8Array> {
+    return this.snapshotter.readBody(this.snapshotter.fileFor(metadata.term, metadata.index));
+  }
+
+  get snapshotFiles(): SnapshotFiles {
+    return this;
   }
 
   /**

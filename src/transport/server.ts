@@ -216,6 +216,7 @@ export class PeerServer {
       if (this.opts.onSnapshot !== undefined) await this.opts.onSnapshot(m);
       else this.opts.onMessages([m]);
     } catch (err) {
+      if (err instanceof SnapshotStreamError) throw new Rejection(err.status, err.message);
       this.opts.logger.warn('transport: snapshot receiver failed', { from, error: errorMessage(err) });
       throw new Rejection(500, `snapshot receiver failed: ${errorMessage(err)}`);
     }

@@ -297,7 +297,7 @@ describe('kv: the raftkv command line', function () {
   it('--help explains every flag and exits 0', async function () {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0);
-    for (const flag of ['--id', '--cluster', '--port', '--join', '--data-dir', '--wal-mode', '--read-index-fanout', '--idle-spin-us', '--snapshot-count', '--listen-host']) {
+    for (const flag of ['--id', '--cluster', '--port', '--join', '--data-dir', '--wal-mode', '--read-index-fanout', '--idle-spin-us', '--snapshot-count', '--snapshot-bytes-max', '--listen-host']) {
       assert.ok(r.stdout.includes(flag), `--help does not mention ${flag}`);
     }
   });
@@ -318,6 +318,7 @@ describe('kv: the raftkv command line', function () {
       [['--id', '1', cluster, '--port', '9', '--idle-spin-us', '500000'], /--idle-spin-us must be between 0 and 100000/],
       [['--id', '1', cluster, '--port', '9', '--snapshot-count'], /--snapshot-count needs a value/],
       [['--id', '1', cluster, '--port', '9', '--log-level', 'loud'], /--log-level must be/],
+      [['--id', '1', cluster, '--port', '9', '--snapshot-bytes-max', '1G'], /--snapshot-bytes-max must be an integer/],
       [['--id', '1', cluster, '--port', '9', 'stray'], /unexpected argument/],
     ];
     for (const [args, expected] of cases) {
@@ -329,6 +330,8 @@ describe('kv: the raftkv command line', function () {
     assert.equal(defaults?.join, false);
     assert.equal(defaults?.readIndexFanout, 'quorum');
     assert.equal(defaults?.idleSpinUs, 1000);
+    assert.equal(defaults?.snapshotBytesMax, 8 * 1024 * 1024 * 1024);
+    assert.equal(parseArgs(['--id', '2', cluster, '--port', '9', '--snapshot-bytes-max', '0'])?.snapshotBytesMax, 0);
     // The real binary: message on stderr, exit code 2, no stack trace.
     const r = await runCli(['--id', '1', cluster, '--port', '9', '--wal-mode', 'fast']);
     assert.equal(r.code, 2, r.stderr);

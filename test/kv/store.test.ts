@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 
-import { CommandError, decodeCommand, decodeSnapshot, encodePut, KvStore } from '../../src/kv/store.js';
+import { CommandError, decodeCommand, decodeSnapshot, decodeSnapshotStream, encodePut, KvStore, SNAPSHOT_PIECE_BYTES } from '../../src/kv/store.js';
 
 const entry = (index: number, data: Uint8Array) => ({ index, term: 1, data });
 
@@ -62,5 +62,51 @@ describe('kv: KvStore', function () {
       assert.throws(() => decodeSnapshot(snap.subarray(0, cut)), CommandError, `truncated at ${cut}`);
     }
     assert.throws(() => decodeSnapshot(Buffer.concat([snap, Buffer.from([0])])), /trailing bytes/);
+  });
+
+  it('snapshotStream yields the bytes of snapshot() in pieces; restoreStream takes pieces of any size', async function () {
+    const seed = Number(process.env.RAFTKV_TEST_SEED ?? Date.now() % 1_000_000);
+    let x = seed || 1;
+    const random = () => ((x = (x * 48271) % 2147483647) / 2147483647);
+    const a = new KvStore();
+    for (let i = 1; i <= 400; i++) {
+      const value = Buffer.alloc(Math.floor(random() * 20_000), i & 0xff);
+      a.apply(entry(i, encodePut(`key-${Math.floor(random() * 300)}`, value)));
+    }
+    const whole = Buffer.from(a.snapshot());
+    const stream = a.snapshotStream();
+    // Applied after the capture: not in the stream.
+    a.apply(entry(401, encodePut('late', Buffer.from('x'))));
+    const pieces: Buffer[] = [];
+    for await (const p of stream) pieces.push(Buffer.from(p));
+    assert.ok(Buffer.concat(pieces).equals(whole), `seed ${seed}`);
+    assert.ok(pieces.length > 1 && pieces.slice(0, -1).every((p) => p.length >= SNAPSHOT_PIECE_BYTES), `seed ${seed}`);
+    for (const size of [1, 7, 4096, 1 << 20]) {
+      async function* cut(): AsyncGenerator<Uint8Array> {
+        for (let off = 0; off < whole.length; off += size) yield whole.subarray(off, off + size);
+      }
+      const b = new KvStore();
+      await b.restoreStream(cut());
+      assert.ok(Buffer.from(b.snapshot()).equals(whole), `piece size ${size}, seed ${seed}`);
+    }
+  });
+
+  it('decodeSnapshotStream refuses a corrupt stream like decodeSnapshot', async function () {
+    const s = new KvStore();
+    s.apply(entry(1, encodePut('a', Buffer.from('value'))));
+    s.apply(entry(2, encodePut('b', Buffer.from('other'))));
+    const snap = Buffer.from(s.snapshot());
+    async function* of(b: Buffer): AsyncGenerator<Uint8Array> {
+      for (let off = 0; off < b.length; off += 3) yield b.subarray(off, off + 3);
+    }
+    await assert.rejects(decodeSnapshotStream(of(Buffer.concat([Buffer.from('XXXX'), snap.subarray(4)]))), /bad magic/);
+    for (let cut = 0; cut < snap.length; cut++) {
+      await assert.rejects(decodeSnapshotStream(of(snap.subarray(0, cut))), CommandError, `truncated at ${cut}`);
+    }
+    await assert.rejects(decodeSnapshotStream(of(Buffer.concat([snap, Buffer.from([0])]))), /trailing bytes/);
+    const kept = new KvStore();
+    kept.apply(entry(1, encodePut('keep', Buffer.from('me'))));
+    await assert.rejects(kept.restoreStream(of(snap.subarray(0, 10))), CommandError);
+    assert.equal(kept.get('keep')?.value.toString(), 'me', 'a failed restore leaves the old state');
   });
 });
