@@ -24,6 +24,9 @@ describe('RaftNode options', function () {
     assert.equal(o.maxPendingReads, 10_000);
     assert.equal(o.maxUncommittedEntriesSize, 1024 * 1024 * 1024);
     assert.equal(resolveOptions({ ...base(), maxUncommittedEntriesSize: 0 }).maxUncommittedEntriesSize, 0);
+    assert.equal(o.snapshotBytesMax, 8 * 1024 * 1024 * 1024);
+    assert.equal(resolveOptions({ ...base(), snapshotBytesMax: 0 }).snapshotBytesMax, Number.MAX_SAFE_INTEGER, '0 = unlimited');
+    assert.equal(resolveOptions({ ...base(), snapshotBytesMax: 1000 }).snapshotBytesMax, 1000);
   });
 
   it('rejects bad values with InvalidArgumentError naming the option', function () {
@@ -38,6 +41,8 @@ describe('RaftNode options', function () {
       [{ maxPendingReads: 1.5 }, /maxPendingReads/],
       [{ maxUncommittedEntriesSize: -1 }, /maxUncommittedEntriesSize/],
       [{ waitForLeader: 'no' as unknown as boolean }, /waitForLeader/],
+      [{ snapshotBytesMax: -1 }, /snapshotBytesMax/],
+      [{ stateMachine: { ...base().stateMachine, snapshotStream: async function* () {} } }, /snapshotStream\(\) and restoreStream\(source\) go together/],
     ];
     for (const [patch, re] of cases) {
       assert.throws(() => resolveOptions({ ...base(), ...patch }), (e: unknown) => e instanceof InvalidArgumentError && re.test(e.message), JSON.stringify(patch));
