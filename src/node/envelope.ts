@@ -10,6 +10,7 @@
  */
 
 import type { NodeId } from '../raft/types.js';
+import type { MembershipRefusal } from './errors.js';
 
 const PROPOSAL_MAGIC = 0xa5;
 const PROPOSAL_VERSION = 1;
@@ -74,6 +75,16 @@ export interface ConfChangeContext {
   /** Peer URL of the node being added (AddVoter / AddLearner); null otherwise. */
   url: string | null;
   tag: RequestTag | null;
+  /** The proposer skipped the leader's safety check (CallOptions.force). Absent = false. */
+  force?: boolean;
+  /** Set by the leader when it accepted the entry but refused the change (the safety check
+   * failed): every node applies it as a no-op and the proposer is told why. */
+  refused?: ConfChangeRefusal;
+}
+
+export interface ConfChangeRefusal {
+  reason: Exclude<MembershipRefusal, 'invalid'>;
+  message: string;
 }
 
 interface ConfChangeContextJson {
@@ -81,6 +92,8 @@ interface ConfChangeContextJson {
   o?: number;
   i?: number;
   s?: number;
+  force?: boolean;
+  refused?: { reason?: unknown; message?: unknown };
 }
 
 export function encodeConfChangeContext(ctx: ConfChangeContext): Uint8Array {
@@ -91,7 +104,16 @@ export function encodeConfChangeContext(ctx: ConfChangeContext): Uint8Array {
     json.i = ctx.tag.incarnation;
     json.s = ctx.tag.seq;
   }
+  if (ctx.force === true) json.force = true;
+  if (ctx.refused !== undefined) json.refused = { reason: ctx.refused.reason, message: ctx.refused.message };
   return new TextEncoder().encode(JSON.stringify(json));
+}
+
+function decodeRefusal(json: ConfChangeContextJson['refused']): ConfChangeRefusal | undefined {
+  if (typeof json !== 'object' || json === null) return undefined;
+  const reason = json.reason === 'learner-not-ready' ? 'learner-not-ready' : 'not-enough-active-voters';
+  const message = typeof json.message === 'string' ? json.message : 'refused by the leader';
+  return { reason, message };
 }
 
 /** Never throws: a context written by someone else (raftexample puts a bare URL there) still
@@ -112,7 +134,11 @@ export function decodeConfChangeContext(bytes: Uint8Array): ConfChangeContext {
     Number.isSafeInteger(json.o) && Number.isSafeInteger(json.i) && Number.isSafeInteger(json.s)
       ? { origin: json.o as number, incarnation: json.i as number, seq: json.s as number }
       : null;
-  return { url, tag };
+  const ctx: ConfChangeContext = { url, tag };
+  if (json.force === true) ctx.force = true;
+  const refused = decodeRefusal(json.refused);
+  if (refused !== undefined) ctx.refused = refused;
+  return ctx;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,8 +167,8 @@ export function decodeReadContext(bytes: Uint8Array, incarnation: number): numbe
 
 // ---------------------------------------------------------------------------------------------
 // Snapshot data: the runtime's own metadata (peer URLs of the members in the snapshot's
-// ConfState, which the ConfChange entries that carried them no longer provide once compacted)
-// followed by the state machine's bytes.
+// ConfState, which the ConfChange entries that carried them no longer provide once compacted,
+// and the ids removed from the cluster) followed by the state machine's bytes.
 
 const SNAPSHOT_MAGIC = [0x52, 0x4b, 0x4e, 0x31]; // 'RKN1'
 const SNAPSHOT_HEADER_BYTES = 8; // magic(4) metaLength(4)
@@ -150,10 +176,28 @@ const SNAPSHOT_HEADER_BYTES = 8; // magic(4) metaLength(4)
 export interface SnapshotEnvelope {
   peerUrls: Map<NodeId, string>;
   stateMachine: Uint8Array;
+  // --- membership (src/node/membership.ts) ---
+  /** Ids removed from the cluster and not re-added, as of the snapshot's index (their
+   * messages are answered 410 Gone). Decoded as null from snapshots written before this field
+   * existed: then nothing is known. */
+  removedIds?: ReadonlySet<NodeId> | null;
+  // --- end membership ---
+}
+
+interface SnapshotMetaJson {
+  peers?: Record<string, unknown>;
+  /** membership: removed ids (absent in snapshots written before it existed) */
+  removed?: unknown[];
 }
 
 export function encodeSnapshotData(envelope: SnapshotEnvelope): Uint8Array {
-  const meta = new TextEncoder().encode(JSON.stringify({ peers: Object.fromEntries(envelope.peerUrls) }));
+  const metaJson: SnapshotMetaJson = { peers: Object.fromEntries(envelope.peerUrls) };
+  // --- membership ---
+  if (envelope.removedIds !== undefined && envelope.removedIds !== null) {
+    metaJson.removed = [...envelope.removedIds].sort((a, b) => a - b);
+  }
+  // --- end membership ---
+  const meta = new TextEncoder().encode(JSON.stringify(metaJson));
   const out = new Uint8Array(SNAPSHOT_HEADER_BYTES + meta.length + envelope.stateMachine.length);
   out.set(SNAPSHOT_MAGIC, 0);
   new DataView(out.buffer).setUint32(4, meta.length, true);
@@ -174,11 +218,20 @@ export function decodeSnapshotData(data: Uint8Array): SnapshotEnvelope {
     throw new Error(`snapshot data is truncated (metadata length ${metaLength}, total ${data.length} bytes)`);
   }
   const metaText = new TextDecoder().decode(data.subarray(SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_BYTES + metaLength));
-  const meta = JSON.parse(metaText) as { peers?: Record<string, unknown> };
+  const meta = JSON.parse(metaText) as SnapshotMetaJson;
   const peerUrls = new Map<NodeId, string>();
   for (const [id, url] of Object.entries(meta.peers ?? {})) {
     const nodeId = Number(id);
     if (Number.isSafeInteger(nodeId) && nodeId > 0 && typeof url === 'string') peerUrls.set(nodeId, url);
   }
-  return { peerUrls, stateMachine: data.subarray(SNAPSHOT_HEADER_BYTES + metaLength) };
+  // --- membership ---
+  let removedIds: Set<NodeId> | null = null;
+  if (meta.removed !== undefined) {
+    if (!Array.isArray(meta.removed) || !meta.removed.every((id) => Number.isSafeInteger(id) && (id as number) > 0)) {
+      throw new Error('snapshot metadata has a malformed removed-members list');
+    }
+    removedIds = new Set(meta.removed as NodeId[]);
+  }
+  // --- end membership ---
+  return { peerUrls, stateMachine: data.subarray(SNAPSHOT_HEADER_BYTES + metaLength), removedIds };
 }

@@ -98,12 +98,33 @@ export class TimeoutError extends RaftNodeError {
   }
 }
 
+/**
+ * What a StoppedError says about the request's effect:
+ * - 'not-proposed': refused before anything was handed to Raft; it certainly did not and will
+ *   not take effect (safe to send again, to another member).
+ * - 'unknown': it was already proposed (appended, or forwarded to the leader) when the node
+ *   stopped; the rest of the cluster may still commit and apply it. Check before retrying
+ *   unless the operation is idempotent.
+ */
+export type StoppedOutcome = 'not-proposed' | 'unknown';
+
 /** The node is stopping or stopped (gracefully, removed from the cluster, or after a fatal
- * storage error, which is then the `cause`). Requests already handed to Raft may still commit
- * on the rest of the cluster. */
+ * storage error, which is then the `cause`). `outcome` says whether the request may still take
+ * effect elsewhere. Never retryable on this node. */
 export class StoppedError extends RaftNodeError {
-  constructor(what: string, reason: string, cause?: unknown) {
-    super('STOPPED', `${what}: the node is stopped (${reason})`, false, cause !== undefined ? { cause } : undefined);
+  readonly outcome: StoppedOutcome;
+
+  constructor(what: string, reason: string, cause?: unknown, outcome: StoppedOutcome = 'not-proposed') {
+    super(
+      'STOPPED',
+      `${what}: the node is stopped (${reason}); ` +
+        (outcome === 'unknown'
+          ? 'the request was already proposed and may still be committed by the rest of the cluster'
+          : 'nothing was proposed'),
+      false,
+      cause !== undefined ? { cause } : undefined,
+    );
+    this.outcome = outcome;
   }
 }
 
@@ -172,9 +193,27 @@ export class InvalidArgumentError extends RaftNodeError {
   }
 }
 
-/** A membership change that cannot be done from the current configuration. */
+/**
+ * Why a membership change was refused:
+ * - 'invalid': not possible from the current configuration (already a member, not a learner,
+ *   the last voter, …);
+ * - 'not-enough-active-voters': afterwards the voters the leader has heard from recently would
+ *   not make a quorum (adding a voter that is down or not yet caught up, removing an active
+ *   voter while others are down);
+ * - 'learner-not-ready': the learner to promote is not active or not caught up with the leader
+ *   (its match index is below 90% of the leader's).
+ * The last three are checked on the leader against its replication progress, as etcd's strict
+ * reconfiguration check does; `force` (CallOptions) skips them.
+ */
+export type MembershipRefusal = 'invalid' | 'not-enough-active-voters' | 'learner-not-ready';
+
+/** A membership change that was refused: nothing changed. `reason` says why; the unsafe-change
+ * reasons are retryable (the members may catch up or come back). */
 export class MembershipError extends RaftNodeError {
-  constructor(message: string) {
-    super('MEMBERSHIP', message, false);
+  readonly reason: MembershipRefusal;
+
+  constructor(message: string, reason: MembershipRefusal = 'invalid') {
+    super('MEMBERSHIP', message, reason !== 'invalid');
+    this.reason = reason;
   }
 }

@@ -196,8 +196,37 @@ export class Transport {
    * with 410 Gone from now on. */
   removePeer(id: NodeId): void {
     if (id === this.id) return;
-    this.members.delete(id);
+    this.dropPeer(id);
     this.removed.add(id);
+  }
+
+  /**
+   * Makes the member list exactly `members` (other than this node; id → URL) and the removed
+   * set exactly `removed`: peers no longer listed are dropped (and answered 403, or 410 if
+   * removed), new ones are added, changed URLs reconnect. The runtime calls it with the
+   * applied configuration after every change, so the transport never drifts from it.
+   */
+  setMembers(members: ReadonlyMap<NodeId, string>, removed: ReadonlySet<NodeId>): void {
+    for (const [id, url] of members) {
+      assertNodeId(id, 'peer id');
+      peerOrigin(url);
+      if (removed.has(id)) throw new Error(`setMembers: node ${id} cannot be both a member and removed`);
+    }
+    for (const id of [...this.members.keys()]) {
+      if (!members.has(id)) this.dropPeer(id);
+    }
+    this.removed.clear();
+    for (const id of removed) if (id !== this.id) this.removed.add(id);
+    for (const [id, url] of members) this.addPeer(id, url);
+  }
+
+  /** Current members (other than this node) and their URLs, and the removed ids. */
+  memberList(): { members: Map<NodeId, string>; removed: Set<NodeId> } {
+    return { members: new Map(this.members), removed: new Set(this.removed) };
+  }
+
+  private dropPeer(id: NodeId): void {
+    this.members.delete(id);
     const sender = this.senders.get(id);
     if (sender !== undefined) {
       this.senders.delete(id);
