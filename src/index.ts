@@ -35,6 +35,7 @@ export type {
   FatalEvent,
   LeaderChangeEvent,
   MemberInfo,
+  MembershipRefusal,
   NodeLogger,
   NodeState,
   NodeStatus,
@@ -47,8 +48,10 @@ export type {
   ReadyOptions,
   RoleChangeEvent,
   StateMachine,
+  StopOptions,
   StopReason,
   StoppedEvent,
+  StoppedOutcome,
   WalModeName,
 } from './node/index.js';
 

@@ -4,9 +4,27 @@
  *   PUT    /<key>     body = value → 204 once committed AND applied on this node
  *   GET    /<key>     → 200 value | 404; linearizable (ReadIndex) unless ?consistency=serializable
  *   POST   /<id>      body = peer URL → 204 once the new member is in the applied configuration
- *                     (?learner=true adds a learner)
+ *                     (?learner=true adds a learner; POST of a learner's id promotes it)
  *   DELETE /<id>      → 204 once the member is removed from the applied configuration
  *   GET    /status    → this node's status as JSON
+ *
+ * Membership changes are checked for safety on the leader (RaftNode.addVoter): 409
+ * {error: "membership", reason} when the change would leave the cluster without a quorum of
+ * active, caught-up voters; `?force=true` skips the check.
+ *
+ * What the status of a PUT (or POST/DELETE) promises about the write:
+ *
+ *   204            committed and applied (on this node, before the answer).
+ *   400 404 405 409 413 431
+ *                  refused: nothing was proposed, nothing will change.
+ *   503 + Retry-After
+ *                  nothing took effect and nothing will: not proposed (no_leader, not_leader,
+ *                  rejected, starting, stopping) or overwritten by a new leader (lost). Safe to
+ *                  retry (on the `leader` named, if any).
+ *   504            outcome unknown: it was proposed, and may or may not be applied later
+ *                  (timeout, outcome_unknown — e.g. the node stopped with it in flight). Check
+ *                  before retrying unless the write is idempotent.
+ *   500            internal: e.g. committed but the store could not apply it.
  *
  * Keys are the percent-decoded path after the first `/` (so `/a%2Fb` and `/a/b` are the same
  * key `a/b`); the query string is never part of the key. Successful PUTs and GETs carry the
@@ -52,6 +70,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** More fields of the JSON error body. */
+    readonly fields: Record<string, string | number> = {},
   ) {
     super(message);
   }
@@ -237,8 +257,9 @@ export class KvHttpApi {
     });
   }
 
-  /** Stops accepting connections; requests in flight still get their answer (the node rejects
-   * them with StoppedError → 503 when it stops), idle keep-alive connections close now. */
+  /** Stops accepting connections; requests in flight still get their answer (when the node
+   * stops they fail with StoppedError: 503 if not proposed yet, else 504 outcome_unknown), idle
+   * keep-alive connections close now, the rest after `graceMs`. */
   async close(graceMs = 2000): Promise<void> {
     if (this.closing) return;
     this.closing = true;
@@ -312,10 +333,10 @@ export class KvHttpApi {
 
   private async addMember(req: http.IncomingMessage, res: http.ServerResponse, rawPath: string, query: URLSearchParams): Promise<void> {
     const id = parseMemberId(rawPath);
-    checkQuery(query, { learner: ['true', 'false'] });
+    checkQuery(query, { learner: ['true', 'false'], force: ['true', 'false'] });
     const url = parsePeerUrl(await readBody(req, MEMBER_BODY_BYTES_MAX));
     this.checkServing();
-    const options = { timeoutMs: this.opts.requestTimeoutMs };
+    const options = { timeoutMs: this.opts.requestTimeoutMs, force: query.get('force') === 'true' };
     const conf = query.get('learner') === 'true'
       ? await this.serving().addLearner(id, url, options)
       : await this.serving().addVoter(id, url, options);
@@ -326,10 +347,10 @@ export class KvHttpApi {
 
   private async removeMember(req: http.IncomingMessage, res: http.ServerResponse, rawPath: string, query: URLSearchParams): Promise<void> {
     const id = parseMemberId(rawPath);
-    checkQuery(query, {});
+    checkQuery(query, { force: ['true', 'false'] });
     await this.drain(req);
     this.checkServing();
-    const conf = await this.serving().removeMember(id, { timeoutMs: this.opts.requestTimeoutMs });
+    const conf = await this.serving().removeMember(id, { timeoutMs: this.opts.requestTimeoutMs, force: query.get('force') === 'true' });
     this.opts.logger.info('member removed over the API', { member: id, voters: conf.voters, learners: conf.learners });
     res.writeHead(204);
     res.end();
@@ -358,11 +379,13 @@ export class KvHttpApi {
     return { ...s, keys: this.opts.store.size };
   }
 
-  /** The leader as this node knows it, for 503 answers. */
+  /** The leader as this node knows it, for 503 answers; never this node once it is stopping
+   * (a client told to retry there would only get another 503). */
   private leaderFields(): { leader?: string; leaderId?: number } {
     if (this.node === null) return {};
     const s = this.node.status();
     if (s.leader === 0) return {};
+    if (s.leader === s.id && (this.closing || s.state !== 'running')) return {};
     return s.leaderUrl !== null ? { leader: s.leaderUrl, leaderId: s.leader } : { leaderId: s.leader };
   }
 
@@ -373,7 +396,7 @@ export class KvHttpApi {
     } else {
       this.opts.logger.debug('request refused', { status: api.status, error: api.code, message: api.message });
     }
-    const body: Record<string, unknown> = { error: api.code, message: api.message };
+    const body: Record<string, unknown> = { ...api.fields, error: api.code, message: api.message };
     if (api.status === 503) Object.assign(body, this.leaderFields());
     const headers: Record<string, string> = { ...api.headers };
     // Unread request bytes would be parsed as the next request: close instead.
@@ -386,13 +409,21 @@ export class KvHttpApi {
     if (err instanceof ApiError) return err;
     if (err instanceof NoLeaderError) return new ApiError(503, 'no_leader', err.message);
     if (err instanceof NotLeaderError) return new ApiError(503, 'not_leader', err.message);
-    if (err instanceof StoppedError) return new ApiError(503, 'stopping', err.message);
+    if (err instanceof StoppedError) {
+      // Proposed before the node stopped: the rest of the cluster may still apply it.
+      return err.outcome === 'unknown'
+        ? new ApiError(504, 'outcome_unknown', err.message)
+        : new ApiError(503, 'stopping', err.message);
+    }
     if (err instanceof ProposalRejectedError) return new ApiError(503, 'rejected', err.message);
     if (err instanceof ProposalLostError) return new ApiError(503, 'lost', err.message);
     if (err instanceof TimeoutError) return new ApiError(504, 'timeout', err.message);
     if (err instanceof OutcomeUnknownError) return new ApiError(504, 'outcome_unknown', err.message);
     if (err instanceof InvalidArgumentError) return new ApiError(400, 'bad_request', err.message);
-    if (err instanceof MembershipError) return new ApiError(409, 'membership', err.message);
+    if (err instanceof MembershipError) {
+      const hint = err.reason === 'invalid' ? '' : ' (?force=true skips this check)';
+      return new ApiError(409, 'membership', err.message + hint, {}, { reason: err.reason });
+    }
     return new ApiError(500, 'internal', err instanceof Error ? err.message : String(err));
   }
 

@@ -17,8 +17,8 @@ export interface KvServer {
   readonly apiAddress: AddressInfo;
   /** Resolves when the node has stopped, for whatever reason (stop(), removal, fatal error). */
   readonly stopped: Promise<StoppedEvent>;
-  /** Graceful stop: stop accepting API requests, stop the node (pending requests get 503),
-   * close everything. Idempotent. */
+  /** Graceful stop: stop accepting API requests, stop the node (a leader hands over; writes in
+   * flight get their outcome, or 504 outcome_unknown), close everything. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -62,8 +62,11 @@ export async function startKvServer(config: KvServerConfig, logger: NodeLogger, 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      const apiClosed = api.close();
-      await node.stop();
+      // The node may take drainTimeoutMs to finish the writes in flight (see RaftNode.stop):
+      // their connections stay open that long, so they get their real answer.
+      const drainTimeoutMs = 2 * config.electionTicks * config.tickMs;
+      const apiClosed = api.close(drainTimeoutMs + 2000);
+      await node.stop({ drainTimeoutMs });
       await apiClosed;
     })();
     return stopping;

@@ -1,6 +1,6 @@
 /** The embedding API: run a Raft member with your own replicated state machine. */
 export { RaftNode } from './raft-node.js';
-export type { CallOptions, MemberInfo, NodeState, NodeStatus, PeerProgress, ReadyOptions } from './raft-node.js';
+export type { CallOptions, MemberInfo, NodeState, NodeStatus, PeerProgress, ReadyOptions, StopOptions } from './raft-node.js';
 export type {
   AppliedEntry,
   DirSyncPolicy,
@@ -32,7 +32,9 @@ export {
   StoppedError,
   TimeoutError,
   TooManyRequestsError,
+  type MembershipRefusal,
   type RaftNodeErrorCode,
+  type StoppedOutcome,
 } from './errors.js';
 export type { NodeStorageStatus } from './storage.js';
 // Write-path latency tracing (RAFTKV_TRACE=DIR), shared with the layers above.

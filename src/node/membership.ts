@@ -9,10 +9,15 @@
  *   who gets 410 Gone) derived from the applied configuration, never from start-up flags alone.
  * - RemovalWatch: when a node should stop because it was removed — only when the configuration
  *   in force after applying says so, or a majority of the other voters does, and no leader has
- *   treated it as a member for an election timeout.
+ *   treated it as a member for two election timeouts.
+ * - leaderViewOf / vetForwardedConfChanges / transferTargetOnStop: the leader's side.
  */
 
-import { ConfChangeType, type ConfState, type NodeId } from '../raft/types.js';
+import { decodeConfChange, encodeConfChange } from '../raft/codec.js';
+import type { Status } from '../raft/status.js';
+import { ConfChangeType, EntryType, Role, type ConfChange, type ConfState, type Entry, type NodeId } from '../raft/types.js';
+import { decodeConfChangeContext, decodeSnapshotData, encodeConfChangeContext } from './envelope.js';
+import { decodeSnapshotRef } from './snapshot-ref.js';
 import type { MembershipRefusal } from './errors.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -24,8 +29,9 @@ export const LEARNER_READY_FRACTION = 0.9;
 
 export interface MemberProgressView {
   match: number;
-  /** The leader heard from it recently (Progress.recentActive; reset every election timeout
-   * while checkQuorum is on). */
+  /** The leader heard from it within the last election timeout (etcd: the transport's
+   * ActiveSince; not the core's recentActive, which CheckQuorum clears every election timeout,
+   * so that right after each reset every follower would look down). */
   recentActive: boolean;
 }
 
@@ -138,6 +144,23 @@ export function removedIdsAfter(before: ConfState, after: ConfState, removed: Re
   return next;
 }
 
+/** `url` if the transport can use it (http://host:port), else null: a URL from a committed
+ * entry or a snapshot written by someone else must not stop the node when it is applied. */
+export function usablePeerUrl(url: string): string | null {
+  try {
+    return new URL(url).protocol === 'http:' ? url : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The removed ids a snapshot's data carries (inline envelope or descriptor's head); null when
+ * it was written before they were recorded. */
+export function snapshotRemovedIds(data: Uint8Array): ReadonlySet<NodeId> | null {
+  const ref = decodeSnapshotRef(data);
+  return decodeSnapshotData(ref === null ? data : ref.head).removedIds ?? null;
+}
+
 export interface TransportMembership {
   /** Peers (not this node) we exchange messages with, and their URLs. */
   members: Map<NodeId, string>;
@@ -150,22 +173,21 @@ export interface TransportMembership {
 /**
  * The transport's members: the configuration's members with their URLs. A configuration with
  * no voters (a node that has not applied its bootstrap or been sent a snapshot yet, or one
- * joining) has nothing to go by: then the start-up peers (`fallback`) are the members, so the
- * leader adding us can reach us. Removed ids never count as members unless the configuration
- * says they are.
+ * joining) has nothing to go by: then every peer we know a URL of (the start-up peers) is a
+ * member, so the leader adding us can reach us. Removed ids never count as members unless the
+ * configuration says they are.
  */
 export function transportMembership(
   self: NodeId,
   cs: ConfState,
   urls: ReadonlyMap<NodeId, string>,
   removed: ReadonlySet<NodeId>,
-  fallback: ReadonlyMap<NodeId, string>,
 ): TransportMembership {
   const members = new Map<NodeId, string>();
   const missingUrls: NodeId[] = [];
   const inConfig = new Set(membersOf(cs));
   if (cs.voters.length === 0) {
-    for (const [id, url] of fallback) if (id !== self && !removed.has(id)) members.set(id, urls.get(id) ?? url);
+    for (const [id, url] of urls) if (id !== self && !removed.has(id)) members.set(id, url);
   } else {
     for (const id of inConfig) {
       if (id === self) continue;
@@ -212,13 +234,13 @@ export class RemovalWatch {
     this.lastLeaderContact = now;
   }
 
-  /** After applying a configuration (conf change, snapshot, start-up). */
+  /** With the applied configuration (after a change, or on every tick: idempotent). */
   onConfig(cs: ConfState, now: number): void {
     const member = membersOf(cs).includes(this.self);
     if (member || cs.voters.length === 0) {
-      // A member again (or not yet one: joining). 410s from before the re-add are moot.
+      // A member again (or not yet one: joining). 410s from before a re-add are moot.
+      if (this.configSince !== null && member) this.goneAnswers.clear();
       this.configSince = null;
-      if (member) this.goneAnswers.clear();
     } else {
       this.configSince ??= now;
     }
@@ -253,4 +275,66 @@ export class RemovalWatch {
       detail: `nodes ${saying.join(', ')} report this node was removed from the cluster`,
     };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The leader's view, and what it does with it
+
+/** The leader's view from the core's status (RawNode.status()) and whom it heard from
+ * recently; null unless it leads. */
+export function leaderViewOf(status: Status, heardRecently: (id: NodeId) => boolean): LeaderView | null {
+  if (status.role !== Role.Leader || status.progress === null) return null;
+  const progress = new Map<NodeId, MemberProgressView>();
+  for (const [key, p] of Object.entries(status.progress)) {
+    const id = Number(key);
+    progress.set(id, { match: p.match, recentActive: id === status.id || heardRecently(id) });
+  }
+  return { leader: status.id, voters: status.config.voters, learners: status.config.learners, progress };
+}
+
+/**
+ * The leader's safety check of ConfChange entries forwarded by a follower. A refused one is
+ * still appended, with the refusal in its context (envelope.ts): every node applies it as a
+ * no-op and the proposer learns why, instead of waiting for a timeout. Returns the entries to
+ * step (a copy if any was changed) and the refusals made.
+ */
+export function vetForwardedConfChanges(
+  entries: readonly Entry[],
+  view: LeaderView,
+): { entries: readonly Entry[]; refused: { cc: ConfChange; refusal: SafetyRefusal }[] } {
+  let out: Entry[] | null = null;
+  const refused: { cc: ConfChange; refusal: SafetyRefusal }[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.type !== EntryType.ConfChange) continue;
+    let cc: ConfChange;
+    try {
+      cc = decodeConfChange(e.data);
+    } catch {
+      continue; // malformed: the core refuses it
+    }
+    const ctx = decodeConfChangeContext(cc.context);
+    if (ctx.force === true || ctx.refused !== undefined) continue;
+    const refusal = checkConfChangeSafety(cc.type, cc.nodeId, view);
+    if (refusal === null) continue;
+    refused.push({ cc, refusal });
+    const context = encodeConfChangeContext({ ...ctx, refused: refusal });
+    out ??= [...entries];
+    out[i] = { ...e, data: encodeConfChange({ type: cc.type, nodeId: cc.nodeId, context }) };
+  }
+  return { entries: out ?? entries, refused };
+}
+
+/** The voter a stopping leader hands leadership to: active and the furthest along; 0 = none. */
+export function transferTargetOnStop(view: LeaderView): NodeId {
+  let best: NodeId = 0;
+  let bestMatch = -1;
+  for (const id of view.voters) {
+    if (id === view.leader) continue;
+    const p = view.progress.get(id);
+    if (p === undefined || !p.recentActive || p.match <= bestMatch) continue;
+    best = id;
+    bestMatch = p.match;
+  }
+  return best;
 }

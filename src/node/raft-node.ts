@@ -65,7 +65,18 @@ import {
   StoppedError,
   TimeoutError,
   TooManyRequestsError,
+  type StoppedOutcome,
 } from './errors.js';
+import {
+  RemovalWatch,
+  checkConfChangeSafety,
+  leaderViewOf,
+  snapshotRemovedIds,
+  transferTargetOnStop,
+  usablePeerUrl,
+  vetForwardedConfChanges,
+  type LeaderView,
+} from './membership.js';
 import type { RaftNodeEvents, StopReason, StoppedEvent } from './events.js';
 import {
   normalizePeerUrl,
@@ -93,6 +104,22 @@ export interface CallOptions {
   /** Overrides the node's waitForLeader for this call: false rejects with NoLeaderError at
    * once while no leader is known instead of waiting for one within the timeout. */
   waitForLeader?: boolean;
+  /**
+   * Membership calls only: skip the leader's safety check (a change that would leave the
+   * cluster without a quorum of active, caught-up voters is refused with MembershipError
+   * otherwise). For recovery by an operator who knows better.
+   */
+  force?: boolean;
+}
+
+export interface StopOptions {
+  /**
+   * How long a graceful stop may wait for this node's proposals already in flight to finish
+   * (a leader first hands leadership to its most caught-up voter). Default: two election
+   * timeouts. 0 stops at once; the requests still in flight then fail with StoppedError
+   * (outcome 'unknown').
+   */
+  drainTimeoutMs?: number;
 }
 
 export interface ReadyOptions {
@@ -113,6 +140,9 @@ export interface PeerProgress {
   next: number;
   state: 'probe' | 'replicate' | 'snapshot';
   recentActive: boolean;
+  /** Heard from within the last election timeout: what the membership safety check counts as
+   * active (always true for the leader itself). */
+  active: boolean;
   inflight: number;
   pendingSnapshot: number;
   isLearner: boolean;
@@ -147,6 +177,9 @@ interface PendingRequest {
   kind: PendingKind;
   what: string;
   call: PendingCall<unknown>;
+  /** Handed to the Raft core (appended, or forwarded to the leader): from then on, a stop
+   * leaves its outcome unknown. */
+  proposed: boolean;
   /** Where the entry was appended, once this node has seen it in its log (0 before). */
   index: number;
   term: number;
@@ -209,6 +242,20 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private stopInfo: StoppedEvent | null = null;
   private abortListener: (() => void) | null = null;
 
+  /** Tick at which each peer last sent us anything (the leader's notion of "active"). */
+  private readonly lastHeardTick = new Map<NodeId, number>();
+  /** Decides when this node stops as removed (membership.ts), on ticks. */
+  private readonly removalWatch: RemovalWatch;
+  /** Membership calls settled by entries applied in the current pass: they settle once
+   * advance() has told the core (appliedAdvanced at the end of the pass), so the caller's next
+   * change is not refused as 'conf-change-pending'. */
+  private confChangeSettlements: (() => void)[] = [];
+  /** Forwarded proposals carrying a ConfChange that reached us (the leader) during a pass:
+   * stepped after it (see onPeerMessages). */
+  private heldConfChangeProps: Message[] = [];
+  /** Graceful stop in progress: new calls are refused, the loop still runs (see stop()). */
+  private draining: Promise<void> | null = null;
+
   /**
    * Opens (or creates) the node's storage, restores the newest snapshot into the state machine,
    * replays the WAL, bootstraps a brand-new cluster member (unless `join`), starts the peer
@@ -235,11 +282,13 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     try {
       throwIfAborted();
       let snapshotPeers = new Map<NodeId, string>();
+      let snapshotRemoved: ReadonlySet<NodeId> | null = null;
       if (replay.snapshot !== null) {
         snapshotPeers = await restoreStateMachine(o.stateMachine, replay.snapshot, (m) => storage.readBody(m));
+        snapshotRemoved = snapshotRemovedIds(replay.snapshot.data);
       }
       throwIfAborted();
-      node = new RaftNode(o, storage, replay, snapshotPeers);
+      node = new RaftNode(o, storage, replay, snapshotPeers, new Set(snapshotRemoved ?? []));
       await node.transport.start();
       throwIfAborted();
       node.run();
@@ -254,20 +303,29 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     }
   }
 
-  private constructor(o: ResolvedOptions<R>, storage: NodeStorage, replay: Replay, snapshotPeers: Map<NodeId, string>) {
+  private constructor(
+    o: ResolvedOptions<R>,
+    storage: NodeStorage,
+    replay: Replay,
+    snapshotPeers: Map<NodeId, string>,
+    snapshotRemoved: Set<NodeId>,
+  ) {
     super();
     this.id = o.id;
     this.opts = o;
     this.storage = storage;
+    this.removalWatch = new RemovalWatch(o.id, 2 * o.electionTicks, 0);
 
-    // Snapshot URLs first, then the operator's options (which win for the nodes they name).
-    const peerUrls = new Map(snapshotPeers);
-    for (const [id, url] of o.peers) peerUrls.set(id, url);
+    // The cluster's record (the snapshot) wins over the start-up options, which only fill in
+    // ids it does not name; ConfChange entries replayed after the snapshot update both. The
+    // runtime sets the transport's members from the applied configuration.
+    const peerUrls = new Map(o.peers);
+    for (const [id, url] of snapshotPeers) if (usablePeerUrl(url) !== null) peerUrls.set(id, url);
 
     this.transport = new Transport({
       id: o.id,
       clusterId: o.clusterId,
-      peers: new Map(peerUrls),
+      peers: new Map(),
       listenHost: o.listenHost,
       listenPort: Number(o.selfUrl.port),
       onMessages: (msgs) => this.onPeerMessages(msgs),
@@ -293,6 +351,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       id: o.id,
       replay,
       peerUrls,
+      removedIds: snapshotRemoved,
       raft: {
         electionTick: o.electionTicks,
         heartbeatTick: o.heartbeatTicks,
@@ -316,7 +375,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       snapshotCount: o.snapshotCount,
       snapshotCatchUpEntries: o.snapshotCatchUpEntries,
       commitNotifyDelayMs: o.commitNotifyDelayMs,
-      removalGraceMs: o.tickMs * (o.heartbeatTicks + 1),
       onPassStart: o.idleSpinUs > 0
         ? () => (loopSpinner ??= new LoopSpinner(nativeSchedYield())).poke(o.idleSpinUs)
         : null,
@@ -352,8 +410,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         this.resumeParked();
         this.flushProposals();
         this.issueReads();
+        if (!this.runtime.busy) this.stepHeldConfChangeProps();
       },
-      hasQueuedInput: () => this.readQueue.length > 0 || this.proposeQueue.length > 0,
+      hasQueuedInput: () => this.readQueue.length > 0 || this.proposeQueue.length > 0 || this.heldConfChangeProps.length > 0,
       softStateChanged: (ss) => this.onSoftState(ss),
       entriesAppended: (entries) => this.trackAppended(entries),
       readStateReady: (rs) => this.onReadState(rs),
@@ -361,23 +420,24 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       snapshotInstalled: (index) => this.onSnapshotInstalled(index),
       appliedAdvanced: (index, endOfPass) => {
         this.resolveReads();
-        if (endOfPass) this.emitSafe('applied', { index });
+        if (endOfPass) {
+          this.settleConfChanges();
+          this.emitSafe('applied', { index });
+        }
       },
-      removed: () => void this.shutdown('removed', 'this node was removed from the cluster', null),
       fatal: (error, detail) => this.fatal(error, detail),
     };
   }
 
   /**
-   * A peer answers 410 Gone once it has applied our removal — a committed fact — but the core
-   * never tells a removed follower (the leader stops replicating to it the moment it applies
-   * the removal), so the transport reports it and we stop.
+   * A peer answers 410 Gone once it has applied our removal, which the core never tells a
+   * removed follower (the leader stops replicating to it). But the peer may lag behind our
+   * re-addition, so this is evidence, not a verdict: see RemovalWatch (checked every tick).
    */
   private onRemovedByPeer(peer: NodeId): void {
-    if (this.state !== 'running' || this.runtime.removedSelf) return;
-    this.runtime.markRemoved();
-    this.opts.logger.info('a peer reports this node was removed from the cluster; stopping', { id: this.id, peer });
-    void this.shutdown('removed', `node ${peer} reports this node was removed from the cluster`, null);
+    if (this.state !== 'running') return;
+    this.opts.logger.info('a peer reports this node was removed from the cluster', { id: this.id, peer });
+    this.removalWatch.onGoneAnswer(peer, this.ticks);
   }
 
   private run(): void {
@@ -414,8 +474,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     return this.runtime.appliedIndex;
   }
 
+  /** 'stopping' from the moment stop() is called (new calls are refused), though the loop
+   * keeps running while requests in flight finish. */
   get nodeState(): NodeState {
-    return this.state;
+    return this.state === 'running' && this.draining !== null ? 'stopping' : this.state;
   }
 
   /** Resolves when the node has stopped, for any reason (never rejects). */
@@ -487,8 +549,19 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     }
   }
 
-  /** Adds a voting member (or promotes a learner). Resolves with the new membership once the
-   * change is applied on this node. */
+  /**
+   * Adds a voting member (or promotes a learner). Resolves with the new membership once the
+   * change is applied on this node and the next membership change can be proposed.
+   *
+   * Membership calls are checked for safety on the leader (whichever member they are made
+   * on: a follower's is forwarded and checked when the leader accepts it), as etcd's strict
+   * reconfiguration check: a new voter counts as down, so the active voters must still make a
+   * quorum of the enlarged cluster (add a learner and promote it once caught up instead); a
+   * learner is promoted only when active and within 90% of the leader's log; a voter is
+   * removed only if the rest keep a quorum of active voters. A refused change rejects with
+   * MembershipError (reason 'not-enough-active-voters' or 'learner-not-ready'); `force`
+   * skips the check.
+   */
   addVoter(id: NodeId, url: string, options?: CallOptions): Promise<ConfState> {
     const what = `addVoter(${String(id)})`;
     return this.changeMembership(what, options, () => {
@@ -595,6 +668,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         next: p.next,
         state: p.state,
         recentActive: p.recentActive,
+        active: Number(key) === this.id || this.heardRecently(Number(key)),
         inflight: p.inflight,
         pendingSnapshot: p.pendingSnapshot,
         isLearner: p.isLearner,
@@ -602,7 +676,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     }
     return {
       id: this.id,
-      state: this.state,
+      state: this.nodeState,
       term: s.term,
       vote: s.vote,
       leader: s.leader,
@@ -622,12 +696,55 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   }
 
   /**
-   * Graceful stop: refuses new calls, stops ticking, waits for an in-flight WAL write to finish
-   * (the WAL is never left half-written), rejects pending calls with StoppedError, closes the
-   * transport and the WAL (releasing its lock). Idempotent; resolves when everything is closed.
+   * Graceful stop: refuses new calls (StoppedError, outcome 'not-proposed'), and so calls still
+   * queued or waiting for a leader; a leader hands leadership to its most caught-up voter;
+   * then waits (at most `drainTimeoutMs`) for this node's proposals already in flight to be
+   * applied or lost. Then it stops ticking, waits for an in-flight WAL write to finish (the WAL
+   * is never left half-written), rejects what is still pending with StoppedError (outcome
+   * 'unknown' for what was already proposed), closes the transport and the WAL (releasing its
+   * lock). Idempotent; resolves when everything is closed.
    */
-  stop(): Promise<void> {
-    return this.shutdown('stopped', 'stop() was called', null);
+  stop(options?: StopOptions): Promise<void> {
+    if (this.stopPromise !== null) return this.stopPromise;
+    const drainTimeoutMs = options?.drainTimeoutMs ?? 2 * this.opts.electionTicks * this.opts.tickMs;
+    if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0) {
+      return Promise.reject(new InvalidArgumentError(`drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`));
+    }
+    this.draining ??= this.drain(drainTimeoutMs).then(() => this.shutdown('stopped', 'stop() was called', null));
+    return this.draining;
+  }
+
+  /** The first part of a graceful stop; see stop(). Never rejects. */
+  private async drain(timeoutMs: number): Promise<void> {
+    if (this.state !== 'running' || timeoutMs === 0) return;
+    // Queued reads and not-yet-proposed writes are refused now: nothing of them was proposed.
+    const refused = new StoppedError('request', 'stop() was called');
+    for (const c of this.readQueue) c.reject(refused);
+    this.readQueue = [];
+    this.proposeQueue = [];
+    this.leaderWait.rejectAll(refused);
+    for (const [seq, req] of this.pending) {
+      if (req.proposed) continue;
+      this.pending.delete(seq);
+      req.call.reject(refused);
+    }
+    const view = this.leaderView();
+    const target = view !== null ? transferTargetOnStop(view) : 0;
+    if (target !== 0) {
+      this.opts.logger.info('stopping: handing leadership over', { id: this.id, to: target });
+      this.runtime.rawNode.transferLeader(target);
+      this.runtime.schedule();
+    }
+    const inFlight = (): boolean => [...this.pending.values()].some((r) => r.proposed);
+    const deadline = performance.now() + timeoutMs;
+    const pollMs = Math.max(1, Math.min(this.opts.tickMs, 20));
+    while (this.state === 'running' && performance.now() < deadline) {
+      // Until the transfer completes, or the core gives up on it (after an election timeout).
+      const transferring = target !== 0 && this.runtime.rawNode.status().leadTransferee !== 0;
+      if (!transferring && !inFlight()) break;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+    if (inFlight()) this.opts.logger.info('stopping with requests in flight: their outcome is unknown', { id: this.id });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -636,6 +753,18 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private onTick(): void {
     if (this.state !== 'running') return;
     this.ticks++;
+    const wasRemoved = this.removalWatch.removedByConfig;
+    this.removalWatch.onConfig(this.runtime.confState, this.ticks);
+    if (this.removalWatch.removedByConfig && !wasRemoved) {
+      this.opts.logger.info('the applied configuration does not include this node: it stops unless a leader still counts it a member',
+        { id: this.id });
+    }
+    const removal = this.removalWatch.decide(this.runtime.confState, this.ticks);
+    if (removal.stop) {
+      this.opts.logger.info('this node was removed from the cluster; stopping', { id: this.id, detail: removal.detail });
+      void this.shutdown('removed', removal.detail, null);
+      return;
+    }
     this.runtime.rawNode.tick();
     // A ReadIndex request can be lost (leader change, dropped message): re-issue it with a new
     // context after an election timeout. The answer to a later request is valid for the
@@ -652,7 +781,21 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private onPeerMessages(msgs: Message[]): void {
     if (this.state !== 'running') return;
     if (traceOn) for (const m of msgs) traceMessage('rcv', m);
-    for (const m of msgs) {
+    for (let m of msgs) {
+      this.lastHeardTick.set(m.from, this.ticks);
+      // A leader sends these only to the members of its configuration.
+      const fromLeader = m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap;
+      if (fromLeader && m.term >= this.runtime.term) this.removalWatch.onLeaderContact(this.ticks);
+      if (m.type === MessageType.Prop && m.entries.some((e) => e.type === EntryType.ConfChange)) {
+        if (this.runtime.busy && this.role === Role.Leader) {
+          // The pass may be applying the previous change: step this one once advance() has
+          // told the core (feedCore), or the core would drop it as conflicting (a follower's
+          // call resolves as soon as IT applies, possibly before we advance).
+          this.heldConfChangeProps.push(m);
+          continue;
+        }
+        m = this.vetConfChangeProposal(m);
+      }
       try {
         this.runtime.rawNode.step(m);
       } catch (err) {
@@ -787,14 +930,20 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
           this.pending.delete(ownSeq);
           req.call.resolve(outcome.result);
           break;
-        case 'conf-change':
+        case 'conf-change': {
           this.pending.delete(ownSeq);
-          req.call.resolve(outcome.confState);
+          const confState = outcome.confState;
+          this.confChangeSettlements.push(() => req.call.resolve(confState));
           break;
-        case 'conf-change-refused':
+        }
+        case 'conf-change-refused': {
           this.pending.delete(ownSeq);
-          req.call.reject(new MembershipError(`${req.what}: refused when applied: ${outcome.reason}`));
+          const error = outcome.refusal !== null
+            ? new MembershipError(`${req.what}: ${outcome.refusal.message}`, outcome.refusal.reason)
+            : new MembershipError(`${req.what}: refused when applied: ${outcome.reason}`);
+          this.confChangeSettlements.push(() => req.call.reject(error));
           break;
+        }
         case 'empty':
           break;
       }
@@ -830,6 +979,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       if (batch.length === 0) continue;
       try {
         this.runtime.rawNode.proposeBatch(batch.map((p) => p.payload));
+        for (const p of batch) {
+          const req = this.pending.get(p.seq);
+          if (req !== undefined) req.proposed = true;
+        }
       } catch (err) {
         const error = this.mapCoreError(err, 'propose');
         for (const p of batch) {
@@ -899,16 +1052,25 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       return Promise.reject(new TooManyRequestsError(what, this.opts.maxPendingProposals));
     }
     const seq = this.nextSeq++;
+    const force = options?.force === true;
     const { call, promise } = this.track<ConfState>('conf-change', what, seq, options);
     const submit = (): void => {
       try {
         // Validated again after a wait for a leader: the membership may have changed meanwhile.
         const change = validate();
+        // On the leader the safety check runs here; a follower's call is checked by the leader
+        // when it accepts the forwarded entry (vetConfChangeProposal).
+        const view = force ? null : this.leaderView();
+        const refusal = view !== null ? checkConfChangeSafety(change.type, change.nodeId, view) : null;
+        if (refusal !== null) throw new MembershipError(`${what}: ${refusal.message}`, refusal.reason);
         const context = encodeConfChangeContext({
           url: change.url,
           tag: { origin: this.id, incarnation: this.incarnation, seq },
+          ...(force ? { force: true } : {}),
         });
         this.runtime.rawNode.proposeConfChange({ type: change.type, nodeId: change.nodeId, context });
+        const req = this.pending.get(seq);
+        if (req !== undefined) req.proposed = true;
       } catch (err) {
         let error = this.mapCoreError(err, what);
         // Until a leader is known this node's membership may be behind (a fresh member has
@@ -921,6 +1083,49 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     };
     submit();
     return promise;
+  }
+
+  /** The core's view as leader, with whom we heard from within an election timeout; null
+   * unless we lead. */
+  private leaderView(): LeaderView | null {
+    return leaderViewOf(this.runtime.rawNode.status(), (id) => this.heardRecently(id));
+  }
+
+  private heardRecently(id: NodeId): boolean {
+    const at = this.lastHeardTick.get(id);
+    return at !== undefined && this.ticks - at <= this.opts.electionTicks;
+  }
+
+  /** The leader's safety check of a forwarded proposal's ConfChange entries (membership.ts). */
+  private vetConfChangeProposal(m: Message): Message {
+    const view = this.leaderView();
+    if (view === null) return m; // not the leader: the core forwards it to the one it knows
+    const vetted = vetForwardedConfChanges(m.entries, view);
+    for (const { cc, refusal } of vetted.refused) {
+      this.opts.logger.info('forwarded membership change refused by the safety check', {
+        from: m.from,
+        type: ConfChangeType[cc.type],
+        nodeId: cc.nodeId,
+        reason: refusal.reason,
+      });
+    }
+    return vetted.refused.length === 0 ? m : { ...m, entries: [...vetted.entries] };
+  }
+
+  /** Forwarded ConfChange proposals held during a pass, stepped once it is over (feedCore). */
+  private stepHeldConfChangeProps(): void {
+    if (this.heldConfChangeProps.length === 0) return;
+    const held = this.heldConfChangeProps;
+    this.heldConfChangeProps = [];
+    this.onPeerMessages(held);
+  }
+
+  /** Membership calls settle at the end of the pass, after advance(); see appliedAdvanced. */
+  private settleConfChanges(): void {
+    if (this.confChangeSettlements.length === 0) return;
+    const settle = this.confChangeSettlements;
+    this.confChangeSettlements = [];
+    for (const fn of settle) fn();
   }
 
   private track<T>(
@@ -936,7 +1141,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       return this.leaderWait.unpark(call) ? new NoLeaderError(what, timeoutMs) : new TimeoutError(what, timeoutMs, true);
     });
     if (!this.waitsForLeader(options)) this.leaderWait.markFailFast(call);
-    this.pending.set(seq, { kind, what, call, index: 0, term: 0 });
+    this.pending.set(seq, { kind, what, call, proposed: false, index: 0, term: 0 });
     this.runtime.schedule();
     return { call, promise: call.promise as Promise<T> };
   }
@@ -988,7 +1193,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   }
 
   private checkRunning(what: string): Error | null {
-    if (this.state === 'running') return null;
+    if (this.state === 'running' && this.draining === null) return null;
     return new StoppedError(what, this.stopInfo?.detail ?? 'stopping', this.stopInfo?.error ?? undefined);
   }
 
@@ -1037,7 +1242,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       this.opts.signal.removeEventListener('abort', this.abortListener);
     }
     this.stopPromise = (async () => {
-      this.rejectAll(new StoppedError('request', detail, error ?? undefined));
+      this.rejectAll(detail, error);
       // Never close the WAL under a write: wait for the pass (it returns right after its WAL
       // write completes, seeing state !== 'running').
       await this.runtime.drain();
@@ -1054,9 +1259,15 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     return this.stopPromise;
   }
 
-  private rejectAll(error: StoppedError): void {
-    for (const req of this.pending.values()) req.call.reject(error);
+  private rejectAll(detail: string, cause: Error | null): void {
+    // Membership changes applied but not yet settled (stopped before advance): they happened.
+    this.settleConfChanges();
+    const stopped = (outcome: StoppedOutcome): StoppedError => new StoppedError('request', detail, cause ?? undefined, outcome);
+    const error = stopped('not-proposed');
+    const unknown = stopped('unknown');
+    for (const req of this.pending.values()) req.call.reject(req.proposed ? unknown : error);
     this.pending.clear();
+    this.heldConfChangeProps = [];
     this.proposeQueue = [];
     this.seqsByIndex.clear();
     for (const c of this.readQueue) c.reject(error);

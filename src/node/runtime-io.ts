@@ -41,8 +41,9 @@ export interface RuntimeTransport {
   send(messages: Message[]): void;
   /** Puts queued messages on the wire now (the leader's appends, before its own WAL write). */
   flushNow(): void;
-  addPeer(id: NodeId, url: string): void;
-  removePeer(id: NodeId): void;
+  /** Makes the member list exactly `members` (id → URL, not this node) and the ids answered
+   * 410 Gone exactly `removed` (membership.ts derives both from the applied configuration). */
+  setMembers(members: ReadonlyMap<NodeId, string>, removed: ReadonlySet<NodeId>): void;
 }
 
 /** A pending timer of a RuntimeClock. */

@@ -18,7 +18,8 @@
  *      (fsync only when rd.mustSync) — one WAL append;
  *   3. install the snapshot into MemoryStorage and the state machine, append the entries;
  *   4. send rd.messages (votes and acknowledgements: only now that they are durable);
- *   5. apply rd.committedEntries in order (ConfChange → RawNode.applyConfChange + transport);
+ *   5. apply rd.committedEntries in order (ConfChange → RawNode.applyConfChange; the
+ *      transport's members follow the applied configuration, see membership.ts);
  *   6. advance(rd); resolve reads; maybe snapshot + compact.
  *
  * Group commit falls out of this: while one WAL sync is in flight, new proposals and messages
@@ -51,7 +52,8 @@ import {
   type Snapshot,
   type SoftState,
 } from '../raft/types.js';
-import { decodeConfChangeContext, decodeProposal, encodeSnapshotData, type RequestTag } from './envelope.js';
+import { decodeConfChangeContext, decodeProposal, encodeSnapshotData, type ConfChangeRefusal, type RequestTag } from './envelope.js';
+import { removedIdsAfter, snapshotRemovedIds, transportMembership, usablePeerUrl } from './membership.js';
 import { captureStateMachine, encodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
 import type { NodeLogger, StateMachine } from './options.js';
 import type { Replay } from './storage.js';
@@ -63,8 +65,9 @@ export type AppliedOutcome<R> =
   | { kind: 'entry'; result: R }
   /** A ConfChange that took effect: the new membership. */
   | { kind: 'conf-change'; confState: ConfState }
-  /** A ConfChange the core refused (alike on every node): why. */
-  | { kind: 'conf-change-refused'; reason: string }
+  /** A ConfChange refused alike on every node, by the core (`refusal` null) or by the leader's
+   * safety check when it accepted the entry (`refusal` says why): why. */
+  | { kind: 'conf-change-refused'; reason: string; refusal: ConfChangeRefusal | null }
   /** An empty entry (a new leader's first entry). */
   | { kind: 'empty' };
 
@@ -87,10 +90,9 @@ export interface RuntimeHooks<R> {
   entryApplied(entry: Entry, ownSeq: number, outcome: AppliedOutcome<R>): void;
   /** A leader's snapshot was installed into the state machine: applied is now `index`. */
   snapshotInstalled(index: number): void;
-  /** Applied advanced: during the WAL sync (`endOfPass` false) or at the end of a pass. */
+  /** Applied advanced: during the WAL sync (`endOfPass` false) or at the end of a pass, after
+   * advance() (the core then accepts the next membership change). */
   appliedAdvanced(index: number, endOfPass: boolean): void;
-  /** This node's removal was applied and the grace period is over: stop. */
-  removed(): void;
   /** Fail-stop: the runtime cannot go on. The owner must halt() it. */
   fatal(error: Error, detail: string): void;
 }
@@ -103,9 +105,12 @@ export interface NodeRuntimeOptions<R> {
   /** What storage found at start: the newest usable snapshot, hard state and entries after it.
    * The state machine must already hold the snapshot's state. */
   replay: Replay;
-  /** Peer URLs known at start (from the snapshot, then the operator's). Owned by the runtime
-   * from now on. */
+  /** Peer URLs known at start (the operator's, then the snapshot's). Owned by the runtime from
+   * now on. */
   peerUrls: Map<NodeId, string>;
+  /** Ids removed from the cluster as of the snapshot (its envelope); the ConfChange entries
+   * replayed after it re-derive the rest. Owned by the runtime from now on. */
+  removedIds: Set<NodeId>;
   raft: RuntimeRaftConfig;
   /** The core's only randomness (election timeouts). */
   random: RandomSource;
@@ -123,8 +128,6 @@ export interface NodeRuntimeOptions<R> {
   snapshotCatchUpEntries: number;
   /** How long an empty App (a commit notice) may be held back; 0 sends it at once. */
   commitNotifyDelayMs: number;
-  /** How long a removed node keeps running (to hand over leadership) before hooks.removed. */
-  removalGraceMs: number;
   /** Called at the start of every pass (production: pokes the idle spinner). */
   onPassStart: (() => void) | null;
   tracer: RuntimeTracer | null;
@@ -153,11 +156,13 @@ export class NodeRuntime<R = unknown> {
   private readonly snapshotCount: number;
   private readonly snapshotCatchUpEntries: number;
   private readonly commitNotifyDelayMs: number;
-  private readonly removalGraceMs: number;
   private readonly onPassStart: (() => void) | null;
   private readonly tracer: RuntimeTracer | null;
-  /** Every peer URL we know: from options, snapshots and ConfChange contexts. */
+  /** Every peer URL we know: from ConfChange contexts and snapshots (the cluster's record),
+   * and from the options for ids neither names. */
   private readonly peerUrls: Map<NodeId, string>;
+  /** Ids removed and not re-added: answered 410 Gone, persisted in our snapshots. */
+  private removedIds: Set<NodeId>;
 
   private running = true;
   private confStateValue: ConfState;
@@ -172,8 +177,6 @@ export class NodeRuntime<R = unknown> {
   private unsyncedWrite: Promise<void> = Promise.resolve();
   /** The background save of a snapshot we took (see takeSnapshot), or null. */
   private snapshotSave: Promise<void> | null = null;
-  private removedSelfFlag = false;
-  private removalTimer: RuntimeTimer | null = null;
   /** Empty appends (commit-index notices) held back per follower; see commitNotifyDelayMs. */
   private readonly deferredNotices = new Map<NodeId, Message>();
   private noticeTimer: RuntimeTimer | null = null;
@@ -190,10 +193,10 @@ export class NodeRuntime<R = unknown> {
     this.snapshotCount = o.snapshotCount;
     this.snapshotCatchUpEntries = o.snapshotCatchUpEntries;
     this.commitNotifyDelayMs = o.commitNotifyDelayMs;
-    this.removalGraceMs = o.removalGraceMs;
     this.onPassStart = o.onPassStart;
     this.tracer = o.tracer;
     this.peerUrls = o.peerUrls;
+    this.removedIds = o.removedIds;
 
     const replay = o.replay;
     this.memStorage = new MemoryStorage();
@@ -213,6 +216,31 @@ export class NodeRuntime<R = unknown> {
       random: o.random,
       applied: this.applied,
     });
+    this.reconcileTransport();
+  }
+
+  /**
+   * The transport's members and removed ids, from the applied configuration: after every
+   * applied conf change, snapshot install, and at start-up (then from the snapshot; the
+   * ConfChange entries replayed after it update it as they apply).
+   */
+  private reconcileTransport(): void {
+    const m = transportMembership(this.id, this.confStateValue, this.peerUrls, this.removedIds);
+    if (m.missingUrls.length > 0) this.logger.warn('members without a known peer URL cannot be reached', { ids: m.missingUrls });
+    this.transport.setMembers(m.members, m.removed);
+  }
+
+  private recordPeerUrl(id: NodeId, url: string): void {
+    if (usablePeerUrl(url) === null) {
+      this.logger.warn('ignoring a peer URL the transport cannot use', { id, url });
+      return;
+    }
+    this.peerUrls.set(id, url);
+  }
+
+  private configChanged(before: ConfState): void {
+    this.removedIds = removedIdsAfter(before, this.confStateValue, this.removedIds);
+    this.reconcileTransport();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -240,19 +268,10 @@ export class NodeRuntime<R = unknown> {
     return this.passInFlight !== null;
   }
 
-  /** This node's removal was applied (or a peer reported it). */
-  get removedSelf(): boolean {
-    return this.removedSelfFlag;
-  }
-
   peerUrl(id: NodeId): string | null {
     return this.peerUrls.get(id) ?? null;
   }
 
-  /** Records that this node was removed (a peer says so); no removal timer is started. */
-  markRemoved(): void {
-    this.removedSelfFlag = true;
-  }
 
   // -------------------------------------------------------------------------------------------
   // Running and stopping
@@ -276,10 +295,6 @@ export class NodeRuntime<R = unknown> {
     if (this.noticeTimer !== null) {
       this.noticeTimer.cancel();
       this.noticeTimer = null;
-    }
-    if (this.removalTimer !== null) {
-      this.removalTimer.cancel();
-      this.removalTimer = null;
     }
   }
 
@@ -407,14 +422,6 @@ export class NodeRuntime<R = unknown> {
     if (this.tracer !== null && rd.entries.length > 0) this.tracer('adv', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
 
     if (this.applied !== appliedBefore) this.hooks.appliedAdvanced(this.applied, true);
-    if (this.removedSelfFlag && this.removalTimer === null) {
-      // Keep running briefly: a removed leader hands leadership over (TimeoutNow) and the
-      // transport must get that message out. A removed node never campaigns.
-      this.logger.info('this node was removed from the cluster; stopping', { id: this.id });
-      this.removalTimer = this.clock.setTimer(() => {
-        if (this.running) this.hooks.removed();
-      }, this.removalGraceMs);
-    }
     if (this.snapshotSave === null && this.applied - this.snapshotIndexValue >= this.snapshotCount) {
       await this.takeSnapshot();
     }
@@ -472,13 +479,14 @@ export class NodeRuntime<R = unknown> {
     const files = this.storage.snapshotFiles;
     // A descriptor's state is in the file the transport wrote (saveSnapshot checked it is there).
     const peerUrls = await restoreStateMachine(this.stateMachine, snap, files === undefined ? null : (m) => files.readBody(m));
-    for (const [id, url] of peerUrls) {
-      if (!this.peerUrls.has(id)) {
-        this.peerUrls.set(id, url);
-        if (id !== this.id) this.transport.addPeer(id, url);
-      }
-    }
+    // The leader's record as of the snapshot's index is newer than ours: its URLs win, and its
+    // removed ids replace ours (a snapshot written before it had them: ours, minus its members).
+    for (const [id, url] of peerUrls) this.recordPeerUrl(id, url);
+    const removedIds = snapshotRemovedIds(snap.data);
+    if (removedIds !== null) this.removedIds = new Set(removedIds);
+    const before = this.confStateValue;
     this.confStateValue = snap.metadata.confState;
+    this.configChanged(before);
     this.applied = index;
     this.snapshotIndexValue = index;
     this.logger.info('installed snapshot from the leader', { index, term: snap.metadata.term });
@@ -527,6 +535,17 @@ export class NodeRuntime<R = unknown> {
     const cc = decodeConfChange(e.data);
     const ctx = decodeConfChangeContext(cc.context);
     const ownSeq = this.isOurs(ctx.tag) ? ctx.tag.seq : 0;
+    if (ctx.refused !== undefined) {
+      // The leader's safety check refused it when it accepted the entry: a no-op everywhere.
+      this.logger.info('membership change refused by the leader', {
+        index: e.index,
+        type: ConfChangeType[cc.type],
+        nodeId: cc.nodeId,
+        reason: ctx.refused.reason,
+      });
+      return { ownSeq, outcome: { kind: 'conf-change-refused', reason: ctx.refused.message, refusal: ctx.refused } };
+    }
+    const before = this.confStateValue;
     let confState: ConfState;
     try {
       confState = this.rawNode.applyConfChange(cc);
@@ -539,27 +558,15 @@ export class NodeRuntime<R = unknown> {
         nodeId: cc.nodeId,
         error: asError(err).message,
       });
-      return { ownSeq, outcome: { kind: 'conf-change-refused', reason: asError(err).message } };
+      return { ownSeq, outcome: { kind: 'conf-change-refused', reason: asError(err).message, refusal: null } };
     }
     this.confStateValue = confState;
-    switch (cc.type) {
-      case ConfChangeType.AddVoter:
-      case ConfChangeType.AddLearner:
-        if (ctx.url !== null) {
-          this.peerUrls.set(cc.nodeId, ctx.url);
-          if (cc.nodeId !== this.id) this.transport.addPeer(cc.nodeId, ctx.url);
-        }
-        break;
-      case ConfChangeType.RemoveNode:
-        if (cc.nodeId === this.id) {
-          this.removedSelfFlag = true;
-        } else {
-          this.transport.removePeer(cc.nodeId);
-        }
-        break;
-      case ConfChangeType.PromoteLearner:
-        break;
+    if ((cc.type === ConfChangeType.AddVoter || cc.type === ConfChangeType.AddLearner) && ctx.url !== null) {
+      this.recordPeerUrl(cc.nodeId, ctx.url);
     }
+    // Whether this node is still a member is the owner's to decide from confState (a removal
+    // of the last voter is ignored by the core; a later entry may add us back).
+    this.configChanged(before);
     this.logger.info('membership changed', {
       index: e.index,
       type: ConfChangeType[cc.type],
@@ -607,7 +614,7 @@ export class NodeRuntime<R = unknown> {
       // Streamed: the state goes to the file chunk by chunk (in the background, while entries
       // are applied: the state machine captured its state above); the core gets a descriptor.
       const metadata = { index, term: this.memStorage.term(index), confState };
-      const head = encodeSnapshotData({ peerUrls: urls, stateMachine: new Uint8Array(0) });
+      const head = encodeSnapshotData({ peerUrls: urls, stateMachine: new Uint8Array(0), removedIds: this.removedIds });
       const stream = body;
       save = async () => {
         const { bodyBytes, bodyCrc } = await files.write(metadata, head, stream);
@@ -618,7 +625,11 @@ export class NodeRuntime<R = unknown> {
         await this.afterSnapshotSaved(index, bodyBytes);
       };
     } else {
-      const snap = this.memStorage.createSnapshot(index, confState, encodeSnapshotData({ peerUrls: urls, stateMachine: smBytes! }));
+      const snap = this.memStorage.createSnapshot(
+        index,
+        confState,
+        encodeSnapshotData({ peerUrls: urls, stateMachine: smBytes!, removedIds: this.removedIds }),
+      );
       save = async () => {
         await this.storage.saveSnapshot(snap);
         await this.afterSnapshotSaved(index, snap.data.length);

@@ -17,6 +17,7 @@ import {
   checkConfChangeSafety,
   removedIdsAfter,
   transportMembership,
+  usablePeerUrl,
   type LeaderView,
 } from '../../src/node/membership.js';
 import { ConfChangeType, type ConfState } from '../../src/raft/types.js';
@@ -80,20 +81,23 @@ describe('membership: transport member list from the applied configuration', () 
     assert.deepEqual([...removedIdsAfter(cs([1]), cs([1]), new Set([7]))], [7]);
   });
 
-  it('members are exactly the configuration\'s (with URLs); start-up peers only while there is none', () => {
-    const urls = new Map([[1, 'http://a:1'], [2, 'http://a:2'], [3, 'http://a:3'], [4, 'http://a:4']]);
-    const flags = new Map([[1, 'http://f:1'], [2, 'http://f:2'], [3, 'http://f:3'], [5, 'http://f:5']]);
-    const m = transportMembership(1, cs([1, 2], [3]), urls, new Set([4]), flags);
+  it('members are exactly the configuration\'s (with URLs); every known peer only while there is none', () => {
+    const urls = new Map([[1, 'http://a:1'], [2, 'http://a:2'], [3, 'http://a:3'], [4, 'http://a:4'], [5, 'http://a:5']]);
+    const m = transportMembership(1, cs([1, 2], [3]), urls, new Set([4]));
     assert.deepEqual([...m.members].sort(), [[2, 'http://a:2'], [3, 'http://a:3']]);
     assert.deepEqual([...m.removed], [4]);
     assert.deepEqual(m.missingUrls, []);
     // A member without a URL is reported, not invented.
-    assert.deepEqual(transportMembership(1, cs([1, 9]), urls, new Set(), flags).missingUrls, [9]);
-    // Before any configuration (joining, or not yet replayed): the start-up peers, minus removed.
-    const early = transportMembership(1, cs([]), urls, new Set([3]), flags);
-    assert.deepEqual([...early.members].sort(), [[2, 'http://a:2'], [5, 'http://f:5']]);
+    assert.deepEqual(transportMembership(1, cs([1, 9]), urls, new Set()).missingUrls, [9]);
+    // Before any configuration (joining, or not yet replayed): every known peer, minus removed.
+    const early = transportMembership(1, cs([]), urls, new Set([3]));
+    assert.deepEqual([...early.members].sort(), [[2, 'http://a:2'], [4, 'http://a:4'], [5, 'http://a:5']]);
+    // URLs from committed entries or snapshots written by others are checked before use.
+    assert.equal(usablePeerUrl('http://10.0.0.1:2380'), 'http://10.0.0.1:2380');
+    assert.equal(usablePeerUrl('https://10.0.0.1:2380'), null);
+    assert.equal(usablePeerUrl('not a url'), null);
     // A removed id that is a member again is a member, not removed.
-    assert.deepEqual([...transportMembership(1, cs([1, 4]), urls, new Set([4]), flags).removed], []);
+    assert.deepEqual([...transportMembership(1, cs([1, 4]), urls, new Set([4])).removed], []);
   });
 });
 
@@ -130,6 +134,7 @@ describe('membership: when a node stops as removed (RemovalWatch)', () => {
     w.onGoneAnswer(2, 1); // node 2 lags behind our re-addition
     assert.equal(w.decide(cs([1, 2, 3, 4]), 100).stop, false, 'one of three other voters');
     w.onGoneAnswer(3, 2);
+    w.onConfig(cs([1, 2, 3, 4]), 50); // the applied configuration, fed every tick, keeps the evidence
     assert.equal(w.decide(cs([1, 2, 3, 4]), 100).stop, true, 'two of three other voters, no leader contact');
     // Leader contact wipes the evidence: the leader replicates only to its members.
     const v = new RemovalWatch(4, grace, 0);

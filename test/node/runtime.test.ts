@@ -22,7 +22,7 @@ class Fakes {
     saveSnapshot: () => Promise.resolve(),
     releaseTo: () => Promise.resolve(),
   };
-  transport: RuntimeTransport = { send: (m) => void this.sent.push(...m), flushNow: () => {}, addPeer: () => {}, removePeer: () => {} };
+  transport: RuntimeTransport = { send: (m) => void this.sent.push(...m), flushNow: () => {}, setMembers: () => {} };
   clock: RuntimeClock = {
     schedulePass: (pass) => void this.passes.push(pass),
     setTimer: () => ({ cancel: () => {} }),
@@ -36,7 +36,6 @@ class Fakes {
     entryApplied: () => {},
     snapshotInstalled: () => {},
     appliedAdvanced: () => {},
-    removed: () => {},
     fatal: (error) => void (this.fatal ??= error),
   };
 
@@ -45,6 +44,7 @@ class Fakes {
       id: 1,
       replay: { snapshot: null, hardState: { term: 0, vote: 0, commit: 0 }, entries: [] },
       peerUrls: new Map(),
+      removedIds: new Set(),
       raft: { electionTick: 10, heartbeatTick: 1 },
       random: new SeededRandom(7),
       incarnation: 1,
@@ -61,7 +61,6 @@ class Fakes {
       snapshotCount: 1000,
       snapshotCatchUpEntries: 10,
       commitNotifyDelayMs: 0,
-      removalGraceMs: 10,
       onPassStart: null,
       tracer: null,
     });

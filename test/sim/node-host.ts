@@ -95,9 +95,6 @@ const FORWARDED_TYPES = new Set<MessageType>([
   MessageType.TransferLeader,
 ]);
 
-/** A removed node keeps running this many virtual milliseconds (as RaftNode's grace period). */
-const REMOVAL_GRACE_MS = 20;
-
 /** One queued disk write: `apply` makes it durable, then `resolve` reports completion. */
 interface DiskWrite {
   what: string;
@@ -225,6 +222,7 @@ export class NodeHost implements LogMirror {
       id: this.id,
       replay,
       peerUrls: new Map(),
+      removedIds: new Set(),
       raft: this.env.raftSettings(),
       random: this.env.random,
       incarnation: this.incarnation,
@@ -237,7 +235,6 @@ export class NodeHost implements LogMirror {
       snapshotCount: this.env.snapshotEvery,
       snapshotCatchUpEntries: this.env.compactKeep,
       commitNotifyDelayMs: 0,
-      removalGraceMs: REMOVAL_GRACE_MS,
       onPassStart: null,
       tracer: null,
     });
@@ -394,8 +391,7 @@ export class NodeHost implements LogMirror {
         for (const m of messages) this.sendOne(m);
       },
       flushNow: () => {},
-      addPeer: () => {},
-      removePeer: () => {},
+      setMembers: () => {},
     };
   }
 
@@ -438,7 +434,6 @@ export class NodeHost implements LogMirror {
       entryApplied: (entry, _ownSeq, outcome) => this.onApplied(entry, outcome),
       snapshotInstalled: () => {},
       appliedAdvanced: () => this.serveReads(),
-      removed: () => this.env.trace.add('removed', this.id, null, 'the runtime reports its removal (grace period over)'),
       fatal: (error) => {
         this.failure ??= error;
         this.runtime?.halt();
