@@ -32,7 +32,7 @@ export interface MemberProgressView {
   /** The leader heard from it within the last election timeout (etcd: the transport's
    * ActiveSince; not the core's recentActive, which CheckQuorum clears every election timeout,
    * so that right after each reset every follower would look down). */
-  recentActive: boolean;
+  active: boolean;
 }
 
 /** What the leader knows when it accepts a ConfChange proposal. */
@@ -53,7 +53,7 @@ export function quorumOf(voters: number): number {
 }
 
 function isActive(view: LeaderView, id: NodeId): boolean {
-  return id === view.leader || view.progress.get(id)?.recentActive === true;
+  return id === view.leader || view.progress.get(id)?.active === true;
 }
 
 function activeCount(view: LeaderView, ids: readonly NodeId[]): number {
@@ -82,7 +82,7 @@ export function checkConfChangeSafety(type: ConfChangeType, nodeId: NodeId, view
     if (!isLearner) return null;
     const learner = view.progress.get(nodeId);
     const leaderMatch = view.progress.get(view.leader)?.match ?? 0;
-    if (learner === undefined || !learner.recentActive) {
+    if (learner === undefined || !learner.active) {
       return { reason: 'learner-not-ready', message: `learner ${nodeId} is not active (the leader has not heard from it recently)` };
     }
     if (learner.match < leaderMatch * LEARNER_READY_FRACTION) {
@@ -287,7 +287,7 @@ export function leaderViewOf(status: Status, heardRecently: (id: NodeId) => bool
   const progress = new Map<NodeId, MemberProgressView>();
   for (const [key, p] of Object.entries(status.progress)) {
     const id = Number(key);
-    progress.set(id, { match: p.match, recentActive: id === status.id || heardRecently(id) });
+    progress.set(id, { match: p.match, active: id === status.id || heardRecently(id) });
   }
   return { leader: status.id, voters: status.config.voters, learners: status.config.learners, progress };
 }
@@ -332,7 +332,7 @@ export function transferTargetOnStop(view: LeaderView): NodeId {
   for (const id of view.voters) {
     if (id === view.leader) continue;
     const p = view.progress.get(id);
-    if (p === undefined || !p.recentActive || p.match <= bestMatch) continue;
+    if (p === undefined || !p.active || p.match <= bestMatch) continue;
     best = id;
     bestMatch = p.match;
   }

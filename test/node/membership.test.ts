@@ -24,9 +24,9 @@ import { ConfChangeType, type ConfState } from '../../src/raft/types.js';
 
 /** Leader 1; `active` lists the followers it heard from recently; matches default to 100. */
 function view(voters: number[], learners: number[], active: number[], match: Record<number, number> = {}): LeaderView {
-  const progress = new Map<number, { match: number; recentActive: boolean }>();
+  const progress = new Map<number, { match: number; active: boolean }>();
   for (const id of [...voters, ...learners]) {
-    progress.set(id, { match: match[id] ?? 100, recentActive: id === 1 || active.includes(id) });
+    progress.set(id, { match: match[id] ?? 100, active: id === 1 || active.includes(id) });
   }
   return { leader: 1, voters, learners, progress };
 }
