@@ -245,27 +245,17 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
     batch->size = size;
     batch->marks.resize(mark_count);
     const double* mark_values = marks.Data();
-    // Walk the frames: every frame whole with a sane header and crc 0, every mark on a frame
-    // boundary.
-    const uint8_t* frames = buffer->data();
-    BatchWalk walk = walk_batch_frames(
-        frames, size, mark_values, mark_count,
-        [&](uint64_t at, uint32_t) {
-          if (!frame_header_fields_valid(frames + at) || read_u32(frames + at + 8) != 0) {
-            throw Napi::RangeError::New(env, "append: bad frame header at " + std::to_string(at));
-          }
-        },
-        [&](size_t index, uint64_t at) { batch->marks[index] = at; });
-    if (walk.end != size) {
-      if (size - walk.end < kFrameHeaderBytes) {
-        throw Napi::RangeError::New(env, "append: torn frame at " + std::to_string(walk.end));
+    for (size_t i = 0; i < mark_count; i++) {
+      double mark = mark_values[i];
+      if (!(mark >= 0 && mark <= static_cast<double>(size)) || mark != static_cast<double>(static_cast<uint64_t>(mark))) {
+        throw Napi::RangeError::New(env, "append: marks must be integers in [0, size]");
       }
-      throw Napi::RangeError::New(env, "append: bad frame length " + std::to_string(read_u32(frames + walk.end)) +
-                                           " at " + std::to_string(walk.end));
+      batch->marks[i] = static_cast<uint64_t>(mark);
     }
-    if (walk.marks_taken != mark_count) {
-      throw Napi::RangeError::New(env, "append: marks must ascend along frame boundaries and end at size");
-    }
+    // Every frame whole with a sane header and crc 0; every non-empty append (up to its mark)
+    // closed by exactly one COMMIT frame.
+    std::string problem = check_append_layout(buffer->data(), size, batch->marks.data(), mark_count);
+    if (!problem.empty()) throw Napi::RangeError::New(env, "append: " + problem);
     if (batch->marks[mark_count - 1] != size) {
       throw Napi::RangeError::New(env, "append: the last mark must be the size");
     }
@@ -526,8 +516,15 @@ Napi::Value ScanSegment(const Napi::CallbackInfo& info) {
         out.Set("lastCrc", Napi::Number::New(e, o.last_crc));
         out.Set("reason", Napi::String::New(e, stop_reason_name(o.reason)));
         out.Set("stopOffset", Napi::Number::New(e, static_cast<double>(o.stop_offset)));
-        out.Set("followedByValid", Napi::Boolean::New(e, o.followed_by_valid));
         out.Set("detail", Napi::String::New(e, o.detail));
+        if (o.later_commit_offset < 0) {
+          out.Set("laterCommit", e.Null());
+        } else {
+          Napi::Object later = Napi::Object::New(e);
+          later.Set("offset", Napi::Number::New(e, static_cast<double>(o.later_commit_offset)));
+          later.Set("durableOffset", Napi::Number::New(e, static_cast<double>(o.later_commit_durable)));
+          out.Set("laterCommit", later);
+        }
         out.Set("headerError", o.header_error.empty() ? e.Null()
                                                       : Napi::String::New(e, o.header_error));
         return out;
@@ -625,6 +622,27 @@ Napi::Value RawWriteSyncLoop(const Napi::CallbackInfo& info) {
       });
 }
 
+// The frame-format constants this addon was built with (format.h): the loader compares them with
+// src/wal/backend.ts FORMAT_CONSTANTS and refuses the addon when they differ.
+Napi::Object FormatConstants(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("formatVersion", Napi::Number::New(env, kFormatVersion));
+  out.Set("segmentMagic", Napi::String::New(env, std::string(kSegmentMagic, sizeof kSegmentMagic)));
+  out.Set("frameHeaderBytes", Napi::Number::New(env, kFrameHeaderBytes));
+  out.Set("recordBytesMax", Napi::Number::New(env, kRecordBytesMax));
+  out.Set("segmentHeaderPayloadBytes", Napi::Number::New(env, kSegmentHeaderPayloadBytes));
+  out.Set("commitPayloadBytes", Napi::Number::New(env, kCommitPayloadBytes));
+  out.Set("typeSegmentHeader", Napi::Number::New(env, kTypeSegmentHeader));
+  out.Set("typeMetadata", Napi::Number::New(env, kTypeMetadata));
+  out.Set("typeEntry", Napi::Number::New(env, kTypeEntry));
+  out.Set("typeHardState", Napi::Number::New(env, kTypeHardState));
+  out.Set("typeSnapshot", Napi::Number::New(env, kTypeSnapshot));
+  out.Set("typePad", Napi::Number::New(env, kTypePad));
+  out.Set("typeCommit", Napi::Number::New(env, kTypeCommit));
+  out.Freeze();
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function segment = SegmentWrap::Define(env);
   // Per-environment (worker threads each load their own instance).
@@ -644,6 +662,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("schedYield", Napi::Function::New(env, SchedYield));
   exports.Set("allocateFrameBuffer", Napi::Function::New(env, AllocateFrameBuffer));
   exports.Set("NativeSegment", segment);
+  exports.Set("formatConstants", FormatConstants(env));
   return exports;
 }
 

@@ -27,6 +27,13 @@ uint32_t seal_frame(uint8_t* frame, uint32_t prev_crc, uint32_t salt) {
   return crc;
 }
 
+uint32_t seal_commit(uint8_t* frame, uint64_t file_offset, uint32_t prev_crc, uint32_t salt) {
+  uint8_t* payload = frame + kFrameHeaderBytes;
+  write_u64(payload + kCommitFrameOffsetAt, file_offset);
+  write_u32(payload + kCommitPrevCrcAt, prev_crc);
+  return seal_frame(frame, prev_crc, salt);
+}
+
 uint64_t pad_frame_bytes(uint64_t end, uint32_t block_size) {
   if (block_size == 0) return 0;
   uint64_t gap = (block_size - end % block_size) % block_size;
@@ -42,6 +49,7 @@ const char* stop_reason_name(StopReason reason) {
     case StopReason::kTorn: return "torn";
     case StopReason::kCrc: return "crc";
     case StopReason::kLength: return "length";
+    case StopReason::kCommit: return "commit";
   }
   return "?";
 }
@@ -69,6 +77,52 @@ bool frame_header_fields_valid(const uint8_t* frame) {
          read_u32(frame + 12) == 0;
 }
 
+std::string check_append_layout(const uint8_t* frames, uint64_t size, const uint64_t* marks, size_t mark_count) {
+  const uint64_t implicit_mark = size;
+  if (mark_count == 0) {
+    marks = &implicit_mark;
+    mark_count = 1;
+  }
+  uint64_t at = 0;
+  uint64_t append_start = 0;  // where the current append began
+  bool last_was_commit = false;
+  size_t next_mark = 0;
+  auto take_marks = [&]() -> std::string {
+    while (next_mark < mark_count && marks[next_mark] == at) {
+      if (at != append_start && !last_was_commit) {
+        return "the append ending at " + std::to_string(at) + " does not end with a COMMIT frame";
+      }
+      append_start = at;
+      next_mark++;
+    }
+    return "";
+  };
+  std::string problem = take_marks();
+  while (problem.empty() && at < size) {
+    int64_t length = whole_frame_length(frames, size, at);
+    if (length < 0) {
+      return size - at < kFrameHeaderBytes ? "torn frame at " + std::to_string(at)
+                                           : "bad frame length " + std::to_string(read_u32(frames + at)) +
+                                                 " at " + std::to_string(at);
+    }
+    const uint8_t* frame = frames + at;
+    if (!frame_header_fields_valid(frame) || read_u32(frame + 8) != 0) {
+      return "bad frame header at " + std::to_string(at);
+    }
+    bool commit = frame[4] == kTypeCommit;
+    if (commit && length != kCommitPayloadBytes) return "COMMIT frame of length " + std::to_string(length) + " at " + std::to_string(at);
+    at += frame_bytes(static_cast<uint32_t>(length));
+    if (commit && (next_mark >= mark_count || marks[next_mark] != at)) {
+      return "COMMIT frame before the end of its append at " + std::to_string(at - kCommitFrameBytes);
+    }
+    last_was_commit = commit;
+    problem = take_marks();
+  }
+  if (!problem.empty()) return problem;
+  if (next_mark != mark_count || at != size) return "marks must ascend along frame boundaries and end at the size";
+  return "";
+}
+
 namespace {
 
 // Index of the first non-zero byte in [from, to), or -1. Checks 4 KiB chunks with all_zero
@@ -88,38 +142,45 @@ int64_t first_non_zero(const uint8_t* bytes, uint64_t from, uint64_t to) {
   return -1;
 }
 
-// Payload length of a plausible frame at `at` (whole, header fields sane), or -1.
-int64_t plausible_frame_length(const uint8_t* bytes, uint64_t size, uint64_t at) {
-  int64_t length = whole_frame_length(bytes, size, at);
-  if (length < 0 || !frame_header_fields_valid(bytes + at)) return -1;
-  return length;
-}
-
 bool frame_validates(const uint8_t* bytes, uint64_t at, uint32_t length, uint32_t seed,
                      uint32_t salt) {
   return frame_crc(bytes + at, length, seed, salt) == read_u32(bytes + at + 8);
 }
 
-// Does any frame at or after `from` validate against the chain? A frame validates when its crc
-// matches using as seed the stored crc of the plausible frame right before it, or (stop_seed)
-// the stored crc of the stopped frame itself, whose crc field survives a corrupted length.
-bool later_frame_validates(const uint8_t* bytes, uint64_t size, uint64_t from, uint32_t salt,
-                           const uint32_t* stop_seed) {
-  for (uint64_t at = from; at + kFrameHeaderBytes <= size; at += 8) {
-    int64_t length = plausible_frame_length(bytes, size, at);
-    if (length < 0) continue;
-    if (stop_seed != nullptr && at > from &&
-        frame_validates(bytes, at, static_cast<uint32_t>(length), *stop_seed, salt)) {
-      return true;
-    }
-    uint64_t next = at + frame_bytes(static_cast<uint32_t>(length));
-    int64_t next_length = plausible_frame_length(bytes, size, next);
-    if (next_length > 0 && frame_validates(bytes, next, static_cast<uint32_t>(next_length),
-                                           read_u32(bytes + at + 8), salt)) {
-      return true;
+// What is wrong with the payload of the COMMIT frame at `at`, whose crc continues `prev_crc`
+// ("" when nothing): it must state its own offset, a durable offset not past that, the crc it
+// continues, and a zero reserved word. Texts match src/wal/frame.ts commitProblem.
+std::string commit_problem(const uint8_t* bytes, uint64_t at, uint32_t prev_crc) {
+  const uint8_t* payload = bytes + at + kFrameHeaderBytes;
+  uint64_t frame_offset = read_u64(payload + kCommitFrameOffsetAt);
+  uint64_t durable = read_u64(payload + kCommitDurableOffsetAt);
+  if (frame_offset != at) return "does not state its own offset";
+  if (durable > at) return "states a durable offset past itself";
+  uint32_t stated = read_u32(payload + kCommitPrevCrcAt);
+  if (stated != prev_crc) return "states prevCrc " + std::to_string(stated) + ", the chain has " + std::to_string(prev_crc);
+  if (read_u32(payload + kCommitReservedAt) != 0) return "has non-zero reserved bytes 20..23";
+  return "";
+}
+
+// The first COMMIT frame at or after `from` that validates on its own (crc checked against the
+// prevCrc its payload states, with the salt; fields sane) and says the segment was durable past
+// `committed_end`; offset -1 when none. Mirrors src/wal/frame.ts findLaterCommit.
+int64_t find_later_commit(const uint8_t* bytes, uint64_t size, uint64_t from, uint32_t salt,
+                          uint64_t committed_end, uint64_t* durable_out) {
+  for (uint64_t at = from; at + kCommitFrameBytes <= size; at += 8) {
+    const uint8_t* frame = bytes + at;
+    if (read_u32(frame) != kCommitPayloadBytes || frame[4] != kTypeCommit) continue;
+    if (frame[5] != 0 || frame[6] != 0 || frame[7] != 0 || read_u32(frame + 12) != 0) continue;
+    uint32_t stated = read_u32(frame + kFrameHeaderBytes + kCommitPrevCrcAt);
+    if (!frame_validates(bytes, at, kCommitPayloadBytes, stated, salt)) continue;
+    if (!commit_problem(bytes, at, stated).empty()) continue;
+    uint64_t durable = read_u64(frame + kFrameHeaderBytes + kCommitDurableOffsetAt);
+    if (durable > committed_end) {
+      *durable_out = durable;
+      return static_cast<int64_t>(at);
     }
   }
-  return false;
+  return -1;
 }
 
 }  // namespace
@@ -129,53 +190,53 @@ ScanOutcome scan_frames(const uint8_t* bytes, uint64_t size, uint32_t prev_crc) 
   uint32_t chain_crc = prev_crc;
   uint32_t salt = 0;
   uint64_t offset = 0;
+  // The end of the last committed batch: its COMMIT frame, and PAD frames right after it.
+  uint64_t committed_end = 0;
+  uint32_t committed_crc = prev_crc;
+  size_t committed_count = 0;
 
-  auto finish = [&](StopReason reason, bool followed, std::string detail) {
-    out.valid_end_offset = offset;
-    out.last_crc = chain_crc;
-    out.reason = reason;
-    out.stop_offset = offset;
-    out.followed_by_valid = followed;
-    out.detail = std::move(detail);
-    return out;
-  };
   // Before the header frame validated, the best guess for the salt is what its bytes say.
   auto salt_for_search = [&]() -> uint32_t {
     if (!out.frames.empty() || size < kFrameHeaderBytes + kHeaderSaltOffset + 4) return salt;
     return read_u32(bytes + kFrameHeaderBytes + kHeaderSaltOffset);
   };
+  auto finish = [&](StopReason reason, std::string detail) {
+    bool clean_end = reason == StopReason::kEof || reason == StopReason::kZero;
+    if (!clean_end) {
+      out.later_commit_offset = find_later_commit(bytes, size, offset, salt_for_search(), committed_end,
+                                                  &out.later_commit_durable);
+    }
+    out.frames.resize(committed_count);
+    out.valid_end_offset = committed_end;
+    out.last_crc = committed_crc;
+    out.reason = reason;
+    out.stop_offset = offset;
+    out.detail = std::move(detail);
+    return out;
+  };
   auto at = [](uint64_t n) { return std::to_string(n); };
 
   for (;;) {
     uint64_t remaining = size - offset;
-    if (remaining == 0) return finish(StopReason::kEof, false, "end of file at offset " + at(offset));
+    if (remaining == 0) return finish(StopReason::kEof, "end of file at offset " + at(offset));
 
     bool short_word = remaining < 4;
     uint32_t length = short_word ? 0 : read_u32(bytes + offset);
     if ((!short_word && length == 0) || (short_word && all_zero(bytes, offset, size))) {
       int64_t non_zero_at = first_non_zero(bytes, offset, size);
       if (non_zero_at < 0) {
-        return finish(StopReason::kZero, false,
-                      "zero tail from offset " + at(offset) + " to end of file");
+        return finish(StopReason::kZero, "zero tail from offset " + at(offset) + " to end of file");
       }
       uint64_t nz = static_cast<uint64_t>(non_zero_at);
       if (nz < offset + kFrameHeaderBytes && offset + kFrameHeaderBytes <= size) {
-        bool followed = later_frame_validates(bytes, size, offset + 8, salt_for_search(), nullptr);
-        return finish(StopReason::kLength, followed,
+        return finish(StopReason::kLength,
                       "frame at offset " + at(offset) + " has length 0 but non-zero header bytes");
       }
-      if (later_frame_validates(bytes, size, offset + 8, salt_for_search(), nullptr)) {
-        return finish(StopReason::kLength, true,
-                      "zero length word at offset " + at(offset) +
-                          ", but valid frames follow (a hole in the log)");
-      }
-      return finish(StopReason::kTorn, false,
-                    "zero length word at offset " + at(offset) +
-                        " followed by non-zero bytes at offset " + at(nz) +
-                        " that form no valid frame");
+      return finish(StopReason::kTorn, "zero length word at offset " + at(offset) +
+                                           " followed by non-zero bytes at offset " + at(nz));
     }
     if (remaining < kFrameHeaderBytes) {
-      return finish(StopReason::kTorn, false,
+      return finish(StopReason::kTorn,
                     "frame header at offset " + at(offset) + " cut off by end of file (" +
                         at(remaining) + " of 16 bytes)");
     }
@@ -189,52 +250,60 @@ ScanOutcome scan_frames(const uint8_t* bytes, uint64_t size, uint32_t prev_crc) 
       bad_header = "non-zero reserved bytes 5..7";
     } else if (read_u32(bytes + offset + 12) != 0) {
       bad_header = "non-zero reserved bytes 12..15";
-    } else if (!is_record_type(type)) {
+    } else if (!(type >= kTypeSegmentHeader && type <= kTypeMax)) {
       bad_header = "unknown record type " + at(type);
     } else if (offset == 0 && type != kTypeSegmentHeader) {
       bad_header = "first frame has type " + at(type) + ", not SEGMENT_HEADER";
     } else if (offset == 0 && length != kSegmentHeaderPayloadBytes) {
-      bad_header = "SEGMENT_HEADER frame has length " + at(length) + ", not 40";
+      bad_header = "SEGMENT_HEADER frame has length " + at(length) + ", not " + at(kSegmentHeaderPayloadBytes);
     } else if (offset != 0 && type == kTypeSegmentHeader) {
       bad_header = "SEGMENT_HEADER frame after the start of the segment";
+    } else if (type == kTypeCommit && length != kCommitPayloadBytes) {
+      bad_header = "COMMIT frame has length " + at(length) + ", not " + at(kCommitPayloadBytes);
     }
     if (!bad_header.empty()) {
-      bool followed = later_frame_validates(bytes, size, offset + 8, salt_for_search(), &stored_crc);
-      return finish(StopReason::kLength, followed,
-                    "bad frame header at offset " + at(offset) + ": " + bad_header);
+      return finish(StopReason::kLength, "bad frame header at offset " + at(offset) + ": " + bad_header);
     }
 
     uint64_t frame_size = frame_bytes(length);
     if (frame_size > remaining) {
-      if (later_frame_validates(bytes, size, offset + 8, salt_for_search(), &stored_crc)) {
-        return finish(StopReason::kLength, true,
-                      "frame at offset " + at(offset) + " claims " + at(length) +
-                          " payload bytes, past end of file, but valid frames follow it");
-      }
-      return finish(StopReason::kTorn, false,
-                    "frame at offset " + at(offset) + " (" + at(frame_size) +
-                        " bytes) runs past end of file (" + at(remaining) + " bytes left)");
+      return finish(StopReason::kTorn, "frame at offset " + at(offset) + " (" + at(frame_size) +
+                                           " bytes) runs past end of file (" + at(remaining) +
+                                           " bytes left)");
     }
 
     const uint8_t* payload = bytes + offset + kFrameHeaderBytes;
     if (offset == 0) salt = read_u32(payload + kHeaderSaltOffset);
     if (!frame_validates(bytes, offset, length, chain_crc, salt)) {
-      bool followed = later_frame_validates(bytes, size, offset, salt_for_search(), nullptr);
-      return finish(StopReason::kCrc, followed,
-                    "crc mismatch in frame at offset " + at(offset) + " (type " + at(type) + ", " +
-                        at(length) + " bytes)");
+      return finish(StopReason::kCrc, "crc mismatch in frame at offset " + at(offset) + " (type " +
+                                          at(type) + ", " + at(length) + " bytes)");
     }
     if (offset == 0 && out.header_error.empty()) {
       if (std::memcmp(payload, kSegmentMagic, sizeof kSegmentMagic) != 0) {
         out.header_error = "not a raftkv WAL segment: magic is not \"RAFTKVWL\"";
       } else if (read_u32(payload + 8) != kFormatVersion) {
-        out.header_error = "unsupported raftkv WAL format version " + at(read_u32(payload + 8)) +
-                           " (this build reads version 1)";
+        uint32_t version = read_u32(payload + 8);
+        out.header_error = "unsupported raftkv WAL format version " + at(version) +
+                           " (this build reads version " + at(kFormatVersion) + " only" +
+                           (version == 1 ? ": version 1 has no COMMIT frames, so a torn final batch cannot be told from damage)"
+                                         : ")");
+      }
+    }
+    if (type == kTypeCommit) {
+      std::string problem = commit_problem(bytes, offset, chain_crc);
+      if (!problem.empty()) {
+        return finish(StopReason::kCommit, "COMMIT frame at offset " + at(offset) + " " + problem);
       }
     }
     out.frames.push_back(ScannedFrame{offset, type, length, stored_crc});
     chain_crc = stored_crc;
+    uint64_t frame_start = offset;
     offset += frame_size;
+    if (type == kTypeCommit || (type == kTypePad && frame_start == committed_end)) {
+      committed_end = offset;
+      committed_crc = chain_crc;
+      committed_count = out.frames.size();
+    }
   }
 }
 

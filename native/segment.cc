@@ -258,26 +258,42 @@ void Segment::run() {
   if (on_exit_) on_exit_();
 }
 
-// Seals the batch's frames in place (chained crc), recording the end of every mark. The frames
-// were checked when submitted; they are walked again defensively, since a batch whose lengths
-// no longer add up must never reach the file.
+// Seals the batch's frames in place (chained crc; a COMMIT frame also gets its file offset and
+// the crc it continues), recording the end of every mark. The frames were checked when
+// submitted; they are checked again defensively, since a batch whose lengths no longer add up
+// (or whose COMMIT frames moved) must never reach the file.
 SysError Segment::seal_batch(Batch& batch, uint64_t start, uint32_t* crc) {
   uint8_t* frames = batch.buffer ? batch.buffer->data() : nullptr;
   size_t size = batch.size;
   if (size > 0 && (frames == nullptr || size > batch.buffer->capacity())) std::abort();
   batch.mark_results.clear();
   batch.mark_results.reserve(batch.marks.size());
+  std::string problem = size == 0 ? "" : check_append_layout(frames, size, batch.marks.data(), batch.marks.size());
   uint32_t c = *crc;
-  BatchWalk walk = walk_batch_frames(
-      frames, size, batch.marks.data(), batch.marks.size(),
-      [&](uint64_t at, uint32_t) { c = seal_frame(frames + at, c, salt_); },
-      [&](size_t, uint64_t at) { batch.mark_results.emplace_back(start + at, c); });
-  if (walk.end == size && walk.marks_taken == batch.marks.size()) {
+  if (problem.empty()) {
+    BatchWalk walk = walk_batch_frames(
+        frames, size, batch.marks.data(), batch.marks.size(),
+        [&](uint64_t at, uint32_t) {
+          uint8_t* frame = frames + at;
+          if (frame[4] != kTypeCommit) {
+            c = seal_frame(frame, c, salt_);
+          } else if (read_u64(frame + kFrameHeaderBytes + kCommitDurableOffsetAt) > start + at) {
+            problem = "a COMMIT frame states a durable offset past itself";
+          } else {
+            c = seal_commit(frame, start + at, c, salt_);
+          }
+        },
+        [&](size_t, uint64_t at) { batch.mark_results.emplace_back(start + at, c); });
+    if (problem.empty() && (walk.end != size || walk.marks_taken != batch.marks.size())) {
+      problem = "frames no longer add up";
+    }
+  }
+  if (problem.empty()) {
     *crc = c;
     return {};
   }
   SysError e = make_error(EINVAL, mode_ == WalMode::kDirect ? "pwrite" : "pwritev", path_);
-  e.message = "EINVAL: WAL frames of a queued batch changed before they were written (nothing written)";
+  e.message = "EINVAL: WAL frames of a queued batch changed before they were written (" + problem + "; nothing written)";
   return e;
 }
 

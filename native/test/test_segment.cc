@@ -37,13 +37,23 @@ struct Collector {
   }
 };
 
-// A batch of frames in a FrameBuffer with `slack` spare bytes after them (room for a direct-mode
-// PAD written in place; 0 forces the copying path). `marks`: ends of appends merged into it.
+// Lays out the COMMIT frame closing an append at `at` (stating `durable`; the writer fills in
+// the rest) and returns where it ends.
+uint8_t* lay_out_commit(uint8_t* at, uint64_t durable = 0) {
+  uint8_t payload[kCommitPayloadBytes] = {0};
+  write_u64(payload + kCommitDurableOffsetAt, durable);
+  encode_frame_unsealed(at, kTypeCommit, payload, kCommitPayloadBytes);
+  return at + kCommitFrameBytes;
+}
+
+// One append as a batch: frames of `payloads` and the COMMIT frame closing them, in a FrameBuffer
+// with `slack` spare bytes after them (room for a direct-mode PAD written in place; 0 forces the
+// copying path).
 std::unique_ptr<Batch> append_batch(const std::vector<std::vector<uint8_t>>& payloads, uint8_t type, bool sync,
-                                    size_t slack = 8192, std::vector<uint64_t> marks = {}) {
+                                    size_t slack = 8192) {
   auto batch = std::make_unique<Batch>();
   batch->sync = sync;
-  uint64_t total = 0;
+  uint64_t total = kCommitFrameBytes;
   for (auto& p : payloads) total += frame_bytes(static_cast<uint32_t>(p.size()));
   batch->buffer = FrameBuffer::allocate(total + slack);
   batch->size = total;
@@ -52,7 +62,7 @@ std::unique_ptr<Batch> append_batch(const std::vector<std::vector<uint8_t>>& pay
     encode_frame_unsealed(at, type, p.data(), static_cast<uint32_t>(p.size()));
     at += frame_bytes(static_cast<uint32_t>(p.size()));
   }
-  batch->marks = std::move(marks);
+  lay_out_commit(at);
   return batch;
 }
 
@@ -106,6 +116,12 @@ bool read_path(const std::string& path, std::vector<uint8_t>* out) {
   else out->clear();
   std::free(data);
   return ok;
+}
+
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  read_path(path, &bytes);
+  return bytes;
 }
 
 ScanOutcome scan_path(const std::string& path, uint32_t prev_crc) {
@@ -186,7 +202,7 @@ TEST("segment: unheld appends from a tight loop complete in order with their own
   std::fprintf(stderr, "    (%d batches in %llu write+sync groups)\n", kBatches + 1,
                static_cast<unsigned long long>(stats.groups));
   CHECK(stats.groups <= static_cast<uint64_t>(kBatches + 1));
-  CHECK_EQ(scan_path(path, 0).frames.size(), submitted.size());
+  CHECK_EQ(scan_path(path, 0).frames.size(), 2 * submitted.size());  // each: a record and a COMMIT
   seg->submit(close_batch());
   CHECK(collector.wait_for(submitted.size() + 1));
   seg->join();
@@ -260,7 +276,8 @@ TEST("segment: direct mode pads every write to the block size with a PAD frame")
   size_t submitted = 1;
   CHECK(collector.wait_for(1));  // not merged with the next batch: one PAD per batch below
   // Sizes that land just short of a block boundary (gaps of 8 and 16) as well as ordinary ones.
-  std::vector<size_t> sizes = {4040, 4048, 4056, 1, 100, 8000, 4096 - 16 - 16, 3};
+  // (frame + 40-byte COMMIT frame: gaps of 40, 32, 24, …, 16)
+  std::vector<size_t> sizes = {4000, 4008, 4016, 1, 100, 8000, 4096 - 16 - 16 - 40, 3};
   for (size_t i = 0; i < sizes.size(); i++) {
     seg->submit(append_batch({testutil::payload_of(sizes[i], static_cast<uint8_t>(i))}, 3, true));
     submitted++;
@@ -274,7 +291,7 @@ TEST("segment: direct mode pads every write to the block size with a PAD frame")
   ScanOutcome o = scan_path(path, 0);
   CHECK(o.reason == StopReason::kZero);
   CHECK_EQ(o.valid_end_offset, collector.batches[submitted - 1]->end_offset);
-  // Every non-PAD frame is followed by a PAD that ends on a block boundary (one batch each).
+  // Every batch is followed by a PAD that ends on a block boundary.
   size_t pads = 0;
   for (size_t i = 0; i < o.frames.size(); i++) {
     const ScannedFrame& f = o.frames[i];
@@ -289,10 +306,11 @@ TEST("segment: direct mode pads every write to the block size with a PAD frame")
 
 TEST("segment: direct mode continues a segment whose end is not block aligned") {
   std::string path = new_segment_file(1 << 16);
-  // First 1 frame written buffered, then reopened direct at its unaligned end.
+  // First a header batch written buffered, then reopened direct at its unaligned end.
   uint32_t crc = 0;
   std::vector<uint8_t> bytes;
   testutil::add_frame(&bytes, kTypeSegmentHeader, testutil::header_payload(8, 0), 8, &crc);
+  testutil::add_commit(&bytes, 8, &crc, 0);
   int fd = ::open(path.c_str(), O_WRONLY);
   CHECK(fd >= 0);
   CHECK(pwrite_all(fd, bytes.data(), bytes.size(), 0, path).ok());
@@ -311,7 +329,7 @@ TEST("segment: direct mode continues a segment whose end is not block aligned") 
   seg->join();
   ScanOutcome o = scan_path(path, 0);
   CHECK(o.reason == StopReason::kZero);
-  CHECK_EQ(o.frames.size(), size_t{3});  // header, entry, PAD
+  CHECK_EQ(o.frames.size(), size_t{5});  // header, COMMIT, entry, COMMIT, PAD
   CHECK_EQ(o.valid_end_offset % seg->block_size(), uint64_t{0});
 }
 
@@ -335,21 +353,25 @@ TEST("segment: appends merged into one batch get their own end offset and crc (m
     Collector collector;
     std::unique_ptr<Segment> seg = start_segment(req, collector);
     CHECK(seg != nullptr);
-    // Header, two records, an empty append, one more record: marks after the header, after the
-    // second record, again there (empty append), and at the end.
-    std::vector<std::vector<uint8_t>> payloads = {testutil::header_payload(77, 0, seg->block_size()),
-                                                  testutil::payload_of(10, 1), testutil::payload_of(300, 2),
-                                                  testutil::payload_of(5, 3)};
+    // Appends of the header, two records, nothing, one more record (each non-empty one closed by
+    // its COMMIT frame): marks after each.
+    std::vector<uint8_t> header = testutil::header_payload(77, 0, seg->block_size());
+    std::vector<uint8_t> p1 = testutil::payload_of(10, 1), p2 = testutil::payload_of(300, 2), p3 = testutil::payload_of(5, 3);
+    uint64_t c = kCommitFrameBytes;
     uint64_t f0 = frame_bytes(kSegmentHeaderPayloadBytes), f1 = frame_bytes(10), f2 = frame_bytes(300), f3 = frame_bytes(5);
-    auto batch = append_batch({payloads[0]}, kTypeSegmentHeader, true, 8192,
-                              {f0, f0 + f1 + f2, f0 + f1 + f2, f0 + f1 + f2 + f3});
-    // Lay the entries out after the header in the same buffer.
-    uint8_t* at = batch->buffer->data() + f0;
-    for (size_t i = 1; i < payloads.size(); i++) {
-      encode_frame_unsealed(at, 3, payloads[i].data(), static_cast<uint32_t>(payloads[i].size()));
-      at += frame_bytes(static_cast<uint32_t>(payloads[i].size()));
-    }
-    batch->size = f0 + f1 + f2 + f3;
+    auto batch = std::make_unique<Batch>();
+    batch->sync = true;
+    batch->buffer = FrameBuffer::allocate(16384);
+    batch->marks = {f0 + c, f0 + c + f1 + f2 + c, f0 + c + f1 + f2 + c, f0 + c + f1 + f2 + c + f3 + c};
+    uint8_t* at = batch->buffer->data();
+    encode_frame_unsealed(at, kTypeSegmentHeader, header.data(), kSegmentHeaderPayloadBytes);
+    at = lay_out_commit(at + f0);
+    encode_frame_unsealed(at, 3, p1.data(), 10);
+    encode_frame_unsealed(at + f1, 3, p2.data(), 300);
+    at = lay_out_commit(at + f1 + f2);
+    encode_frame_unsealed(at, 3, p3.data(), 5);
+    at = lay_out_commit(at + f3);
+    batch->size = static_cast<size_t>(at - batch->buffer->data());
     seg->submit(std::move(batch));
     seg->submit(close_batch());
     CHECK(collector.wait_for(2));
@@ -358,18 +380,22 @@ TEST("segment: appends merged into one batch get their own end offset and crc (m
     CHECK(done.error.ok());
     CHECK_EQ(done.mark_results.size(), size_t{4});
     ScanOutcome o = scan_path(path, 0);
-    CHECK(o.frames.size() >= 4);
-    CHECK_EQ(done.mark_results[0].first, o.frames[1].offset);
-    CHECK_EQ(done.mark_results[0].second, o.frames[0].crc);
-    CHECK_EQ(done.mark_results[1].first, o.frames[3].offset);
-    CHECK_EQ(done.mark_results[1].second, o.frames[2].crc);
+    CHECK(o.frames.size() >= 7);  // header, C, e1, e2, C, e3, C [, PAD]
+    CHECK_EQ(done.mark_results[0].first, o.frames[2].offset);
+    CHECK_EQ(done.mark_results[0].second, o.frames[1].crc);
+    CHECK_EQ(done.mark_results[1].first, o.frames[5].offset);
+    CHECK_EQ(done.mark_results[1].second, o.frames[4].crc);
     CHECK(done.mark_results[2] == done.mark_results[1]);
     // The last mark is the batch's end: past the PAD frame in direct mode.
     CHECK_EQ(done.mark_results[3].first, done.end_offset);
     CHECK_EQ(done.mark_results[3].second, done.last_crc);
     CHECK_EQ(done.end_offset, o.valid_end_offset);
     CHECK_EQ(done.last_crc, o.last_crc);
-    CHECK_EQ(o.frames.size(), size_t{mode == WalModeOption::kDirect ? 5u : 4u});
+    CHECK_EQ(o.frames.size(), size_t{mode == WalModeOption::kDirect ? 8u : 7u});
+    // Each COMMIT frame states where it is; the writer sealed it continuing the chain.
+    for (const ScannedFrame& f : o.frames) {
+      if (f.type == kTypeCommit) CHECK_EQ(read_u64(file_bytes(path).data() + f.offset + kFrameHeaderBytes), f.offset);
+    }
   }
 }
 
@@ -397,7 +423,7 @@ TEST("segment: direct mode writes the same bytes from the frame buffer or throug
     std::vector<uint8_t> file;
     CHECK(read_path(path, &file));
     files.push_back(std::move(file));
-    CHECK_EQ(scan_path(path, 0).frames.size(), size_t{14});  // header + 6 entries, each batch padded
+    CHECK_EQ(scan_path(path, 0).frames.size(), size_t{21});  // 7 batches: record, COMMIT, PAD each
     ::unlink(path.c_str());
   }
   CHECK(files[0] == files[1]);
@@ -422,7 +448,29 @@ TEST("segment: frames that no longer add up when written fail the segment; nothi
   CHECK_EQ(collector.batches[1]->error.err, EINVAL);
   CHECK_EQ(collector.batches[2]->error.err, EINVAL);  // the segment failed: later batches too
   CHECK_EQ(seg->stats().writes, before.writes);
-  CHECK_EQ(scan_path(path, 0).frames.size(), size_t{1});
+  CHECK_EQ(scan_path(path, 0).frames.size(), size_t{2});
+}
+
+TEST("segment: an append whose COMMIT frame is missing or states a durable offset past itself is never written") {
+  std::string path = new_segment_file(1 << 16);
+  for (int variant = 0; variant < 2; variant++) {
+    Segment::OpenRequest req = open_request(path, WalModeOption::kBuffered);
+    Collector collector;
+    std::unique_ptr<Segment> seg = start_segment(req, collector);
+    CHECK(seg != nullptr);
+    seg->submit(append_batch({testutil::header_payload(0, 0)}, kTypeSegmentHeader, true));
+    CHECK(collector.wait_for(1));
+    auto bad = append_batch({testutil::payload_of(100, 1)}, 3, true);
+    uint8_t* commit = bad->buffer->data() + frame_bytes(100);
+    if (variant == 0) commit[4] = 3;  // an ENTRY where the COMMIT frame should be
+    else write_u64(commit + kFrameHeaderBytes + kCommitDurableOffsetAt, 1 << 20);
+    seg->submit(std::move(bad));
+    seg->submit(close_batch());
+    CHECK(collector.wait_for(3));
+    seg->join();
+    CHECK_EQ(collector.batches[1]->error.err, EINVAL);
+    CHECK_EQ(scan_path(path, 0).frames.size(), size_t{2});
+  }
 }
 
 TEST("frame buffers: huge-page copy buffers are reused across segments, aligned to a huge page") {

@@ -36,19 +36,38 @@ inline std::vector<uint8_t> payload_of(size_t length, uint8_t fill) {
   return p;
 }
 
+// Appends a sealed COMMIT frame (closing a batch, stating `durable`) at the end of `out`, which
+// is also its file offset. Returns that offset.
+inline uint64_t add_commit(std::vector<uint8_t>* out, uint32_t salt, uint32_t* crc, uint64_t durable) {
+  uint64_t at = out->size();
+  std::vector<uint8_t> payload(raftkv::kCommitPayloadBytes, 0);
+  raftkv::write_u64(payload.data() + raftkv::kCommitDurableOffsetAt, durable);
+  out->resize(at + raftkv::kCommitFrameBytes);
+  raftkv::encode_frame_unsealed(out->data() + at, raftkv::kTypeCommit, payload.data(), raftkv::kCommitPayloadBytes);
+  *crc = raftkv::seal_commit(out->data() + at, at, *crc, salt);
+  return at;
+}
+
 struct BuiltSegment {
   std::vector<uint8_t> bytes;
-  std::vector<uint64_t> offsets;  // of every frame, header included
+  std::vector<uint64_t> offsets;  // of every frame, header and COMMIT frames included
+  std::vector<uint64_t> records;  // of the header and every entry (each followed by a COMMIT)
   uint32_t last_crc = 0;
 };
 
-// A segment: header + `count` ENTRY frames of varied sizes.
+// A segment as the backends write it for synced appends of one record each: header + COMMIT,
+// then `count` ENTRY frames of varied sizes, each + COMMIT stating the previous batch's end.
 inline BuiltSegment build_segment(uint32_t salt, uint32_t prev_crc, int count) {
   BuiltSegment s;
   uint32_t crc = prev_crc;
   s.offsets.push_back(add_frame(&s.bytes, raftkv::kTypeSegmentHeader, header_payload(salt, prev_crc), salt, &crc));
+  s.records.push_back(s.offsets.back());
+  s.offsets.push_back(add_commit(&s.bytes, salt, &crc, 0));
   for (int i = 0; i < count; i++) {
+    uint64_t durable = s.bytes.size();
     s.offsets.push_back(add_frame(&s.bytes, 3, payload_of(1 + (i * 37) % 200, static_cast<uint8_t>(i)), salt, &crc));
+    s.records.push_back(s.offsets.back());
+    s.offsets.push_back(add_commit(&s.bytes, salt, &crc, durable));
   }
   s.last_crc = crc;
   return s;

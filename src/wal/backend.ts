@@ -25,13 +25,40 @@ export enum RecordType {
   HardState = 4,
   Snapshot = 5,
   Pad = 6,
+  /** Closes every batch (one append() call); added by the backend, never passed in. */
+  Commit = 7,
 }
 
 export const FRAME_HEADER_BYTES = 16;
 export const RECORD_BYTES_MAX = 64 * 1024 * 1024;
 export const SEGMENT_HEADER_PAYLOAD_BYTES = 40;
+/** COMMIT payload: frameOffset u64, durableOffset u64, prevCrc u32, zero u32. */
+export const COMMIT_PAYLOAD_BYTES = 24;
+/** A COMMIT frame on disk: its 16-byte header and payload. */
+export const COMMIT_FRAME_BYTES = FRAME_HEADER_BYTES + COMMIT_PAYLOAD_BYTES;
 export const SEGMENT_MAGIC = 'RAFTKVWL';
-export const WAL_FORMAT_VERSION = 1;
+/** 2: every batch ends with a COMMIT frame (version 1 had none and is refused). */
+export const WAL_FORMAT_VERSION = 2;
+
+/**
+ * The frame-format constants, as one object: the native addon exports its own copy
+ * (formatConstants) and the loader refuses an addon whose copy differs.
+ */
+export const FORMAT_CONSTANTS = Object.freeze({
+  formatVersion: WAL_FORMAT_VERSION,
+  segmentMagic: SEGMENT_MAGIC,
+  frameHeaderBytes: FRAME_HEADER_BYTES,
+  recordBytesMax: RECORD_BYTES_MAX,
+  segmentHeaderPayloadBytes: SEGMENT_HEADER_PAYLOAD_BYTES,
+  commitPayloadBytes: COMMIT_PAYLOAD_BYTES,
+  typeSegmentHeader: RecordType.SegmentHeader,
+  typeMetadata: RecordType.Metadata,
+  typeEntry: RecordType.Entry,
+  typeHardState: RecordType.HardState,
+  typeSnapshot: RecordType.Snapshot,
+  typePad: RecordType.Pad,
+  typeCommit: RecordType.Commit,
+});
 
 export interface RecordInput {
   type: RecordType;
@@ -39,9 +66,10 @@ export interface RecordInput {
 }
 
 export interface AppendResult {
-  /** File offset just past the last frame written (including PAD in direct mode). */
+  /** File offset just past the last frame written: the batch's COMMIT frame, or the PAD frame
+   * after it in direct mode. */
   endOffset: number;
-  /** crc of the last frame written: the chain continues from it. */
+  /** crc of that frame: the chain continues from it. */
   lastCrc: number;
 }
 
@@ -62,7 +90,8 @@ export interface SegmentFile {
   /** Block size used for direct-mode alignment (0 when not direct). */
   readonly blockSize: number;
   /**
-   * Frame and write `records` after everything previously appended; sync if asked.
+   * Frame and write `records` after everything previously appended, as one batch closed by a
+   * COMMIT frame (docs/wal-format.md); sync if asked. An empty `records` writes nothing.
    * Batches handed in while one is in flight are merged into the next write+sync (group
    * commit), in order. A batch with sync=false that is merged with a sync=true one is synced.
    */
@@ -75,7 +104,7 @@ export interface SegmentFile {
   close(): Promise<void>;
 }
 
-export type ScanStopReason = 'eof' | 'zero' | 'torn' | 'crc' | 'length';
+export type ScanStopReason = 'eof' | 'zero' | 'torn' | 'crc' | 'length' | 'commit';
 
 export interface ScannedRecord {
   offset: number;
@@ -84,21 +113,37 @@ export interface ScannedRecord {
   crc: number;
 }
 
+/** A COMMIT frame found after a scan's stop that validates on its own (see format doc). */
+export interface LaterCommit {
+  offset: number;
+  /** What it says: the segment was durable (synced) through here before its batch was written. */
+  durableOffset: number;
+}
+
 export interface ScanResult {
   path: string;
   fileBytes: number;
-  /** Valid frames in order, PAD frames included. */
+  /** The frames of committed batches, in order (SEGMENT_HEADER, PAD and COMMIT frames
+   * included); frames of a batch whose COMMIT frame was not reached are left out. */
   records: ScannedRecord[];
-  /** Offset just past the last valid frame (where the next frame would go). */
+  /** Offset just past the last committed batch (and any PAD frames right after it): where the
+   * next batch goes. */
   validEndOffset: number;
-  /** crc of the last valid frame (the seed for the next one). */
+  /** crc of the frame ending there (the seed for the next one). */
   lastCrc: number;
   stop: {
+    /** Where and why the walk along the chain stopped. A clean end is eof/zero with
+     * offset === validEndOffset; at a larger offset, valid frames without a COMMIT preceded it. */
     reason: ScanStopReason;
     offset: number;
-    /** For crc/length/torn stops: does a later frame in this file validate (see format doc)? */
-    followedByValid: boolean;
     detail: string;
+    /**
+     * For a stop that is not a clean end (torn/crc/length/commit): the first later COMMIT frame
+     * in this file that validates on its own and says the segment was durable past
+     * validEndOffset when its batch was written — proof that the bytes at the stop had been
+     * synced, i.e. damage, not a torn write. null when there is none (always for eof/zero).
+     */
+    laterCommit: LaterCommit | null;
   };
 }
 

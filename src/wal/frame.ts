@@ -5,12 +5,15 @@
  */
 
 import {
+  COMMIT_FRAME_BYTES,
+  COMMIT_PAYLOAD_BYTES,
   FRAME_HEADER_BYTES,
   RECORD_BYTES_MAX,
   RecordType,
   SEGMENT_HEADER_PAYLOAD_BYTES,
   SEGMENT_MAGIC,
   WAL_FORMAT_VERSION,
+  type LaterCommit,
   type RecordInput,
   type ScanResult,
   type ScanStopReason,
@@ -22,6 +25,17 @@ const UINT32_MAX = 0xffffffff;
 const MAGIC_BYTES = new TextEncoder().encode(SEGMENT_MAGIC);
 /** Offset of `salt` inside the SEGMENT_HEADER payload. */
 const HEADER_SALT_OFFSET = 32;
+
+/** A segment written in another format version: not damage, a file this build does not read. */
+export class UnsupportedWalVersionError extends Error {
+  constructor(readonly version: number) {
+    super(
+      `unsupported raftkv WAL format version ${version} (this build reads version ${WAL_FORMAT_VERSION} only` +
+        (version === 1 ? ': version 1 has no COMMIT frames, so a torn final batch cannot be told from damage)' : ')'),
+    );
+    this.name = 'UnsupportedWalVersionError';
+  }
+}
 
 export interface SegmentHeader {
   /** Alignment the writer used (direct mode); 0 for buffered/dsync. */
@@ -47,7 +61,7 @@ function assertUint32(name: string, value: number): void {
 }
 
 function isRecordType(type: number): type is RecordType {
-  return Number.isInteger(type) && type >= RecordType.SegmentHeader && type <= RecordType.Pad;
+  return Number.isInteger(type) && type >= RecordType.SegmentHeader && type <= RecordType.Commit;
 }
 
 function roundUp8(n: number): number {
@@ -82,6 +96,18 @@ function writeU32(target: Uint8Array, offset: number, value: number): void {
   target[offset + 3] = (value >>> 24) & 0xff;
 }
 
+/** Writes a non-negative safe integer as u64 LE. */
+function writeU64(target: Uint8Array, offset: number, value: number): void {
+  writeU32(target, offset, value % 0x1_0000_0000);
+  writeU32(target, offset + 4, Math.floor(value / 0x1_0000_0000));
+}
+
+/** u64 LE as a number; values past 2^53 come out imprecise (callers compare them with file
+ * offsets, which are far below). */
+function readU64(source: Uint8Array, offset: number): number {
+  return readU32(source, offset + 4) * 0x1_0000_0000 + readU32(source, offset);
+}
+
 function readU32(source: Uint8Array, offset: number): number {
   return (
     (source[offset]! |
@@ -97,6 +123,9 @@ function checkRecord(record: RecordInput, index: number): void {
   if (typeof record !== 'object' || record === null) throw new TypeError(`record ${index} must be an object`);
   if (!isRecordType(record.type)) {
     throw new RangeError(`record ${index}: unknown WAL record type ${String(record.type)}`);
+  }
+  if (record.type === RecordType.Commit) {
+    throw new RangeError(`record ${index}: COMMIT frames are added by the backend, not passed in`);
   }
   if (!(record.payload instanceof Uint8Array)) {
     throw new TypeError(`record ${index}: payload must be a Uint8Array`);
@@ -197,6 +226,81 @@ export function encodeFrames(
   return { bytes, lastCrc };
 }
 
+export interface BatchPosition {
+  /** crc of the frame before the batch (the chain continues from it). */
+  prevCrc: number;
+  salt: number;
+  /** File offset the batch's first frame goes to. */
+  fileOffset: number;
+  /** The segment is known durable (synced) through this offset; at most fileOffset. */
+  durableOffset: number;
+}
+
+/** Bytes a batch of `records` takes: its frames and the COMMIT frame closing it (0 if empty). */
+export function batchByteLength(records: readonly RecordInput[]): number {
+  const frames = framesByteLength(records);
+  return records.length === 0 ? 0 : frames + COMMIT_FRAME_BYTES;
+}
+
+/**
+ * The COMMIT payload: frameOffset u64, durableOffset u64, prevCrc u32, zero u32. Here with
+ * frameOffset and prevCrc too; the native writer fills those two in itself (see layOutCommit).
+ */
+export function encodeCommitPayload(frameOffset: number, durableOffset: number, prevCrc: number): Uint8Array {
+  assertSafeU64('frameOffset', frameOffset);
+  assertSafeU64('durableOffset', durableOffset);
+  assertUint32('prevCrc', prevCrc);
+  if (durableOffset > frameOffset) {
+    throw new RangeError(`COMMIT durableOffset ${durableOffset} is past the frame's own offset ${frameOffset}`);
+  }
+  const payload = new Uint8Array(COMMIT_PAYLOAD_BYTES);
+  writeU64(payload, 0, frameOffset);
+  writeU64(payload, 8, durableOffset);
+  writeU32(payload, 16, prevCrc);
+  return payload;
+}
+
+/**
+ * Lays out a COMMIT frame at `at` with only durableOffset filled in (frameOffset, prevCrc and the
+ * crc stay zero): what the native backend hands its writer thread, which knows the file offset
+ * and the chain and completes it. Returns where the frame ends.
+ */
+export function layOutCommit(target: Uint8Array, at: number, durableOffset: number): number {
+  assertSafeU64('durableOffset', durableOffset);
+  const end = at + COMMIT_FRAME_BYTES;
+  writeHeader8(target, at, COMMIT_PAYLOAD_BYTES, RecordType.Commit);
+  target.fill(0, at + 8, end);
+  writeU64(target, at + FRAME_HEADER_BYTES + 8, durableOffset);
+  return end;
+}
+
+/**
+ * Frame `records` as one batch (their frames, then a COMMIT frame) into `target` at `at`, which
+ * must have batchByteLength(records) bytes of room; records must be validated by
+ * framesByteLength. Returns the end offset in `target` and the batch's last crc. An empty
+ * `records` writes nothing.
+ */
+export function writeBatchInto(
+  target: Uint8Array,
+  at: number,
+  records: readonly RecordInput[],
+  position: BatchPosition,
+): { endOffset: number; lastCrc: number } {
+  const { prevCrc, salt, fileOffset, durableOffset } = position;
+  if (records.length === 0) return { endOffset: at, lastCrc: prevCrc };
+  const frames = writeFramesInto(target, at, records, prevCrc, salt);
+  const commitOffset = fileOffset + (frames.endOffset - at);
+  const commit = [{ type: RecordType.Commit, payload: encodeCommitPayload(commitOffset, durableOffset, frames.lastCrc) }];
+  return writeFramesInto(target, frames.endOffset, commit, frames.lastCrc, salt);
+}
+
+/** One batch (see writeBatchInto) in a new buffer. */
+export function encodeBatch(records: readonly RecordInput[], position: BatchPosition): EncodedFrames {
+  const bytes = new Uint8Array(batchByteLength(records));
+  const { lastCrc } = writeBatchInto(bytes, 0, records, position);
+  return { bytes, lastCrc };
+}
+
 function assertSafeU64(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
@@ -236,11 +340,7 @@ export function decodeSegmentHeader(payload: Uint8Array): SegmentHeader {
   }
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const version = view.getUint32(8, true);
-  if (version !== WAL_FORMAT_VERSION) {
-    throw new Error(
-      `unsupported raftkv WAL format version ${version} (this build reads version ${WAL_FORMAT_VERSION})`,
-    );
-  }
+  if (version !== WAL_FORMAT_VERSION) throw new UnsupportedWalVersionError(version);
   const seq = view.getBigUint64(16, true);
   const firstIndex = view.getBigUint64(24, true);
   if (seq > BigInt(Number.MAX_SAFE_INTEGER) || firstIndex > BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -312,21 +412,6 @@ function firstNonZero(bytes: Uint8Array, from: number, end: number): number {
   return -1;
 }
 
-/**
- * Payload length of a plausible frame at `at` (header fields sane, fits in the file), or -1.
- * Says nothing about its crc.
- */
-function plausibleFrameLength(bytes: Uint8Array, at: number): number {
-  if (at + FRAME_HEADER_BYTES > bytes.length) return -1;
-  const length = readU32(bytes, at);
-  if (length === 0 || length > RECORD_BYTES_MAX) return -1;
-  if (!isRecordType(bytes[at + 4]!)) return -1;
-  if (bytes[at + 5] !== 0 || bytes[at + 6] !== 0 || bytes[at + 7] !== 0) return -1;
-  if (readU32(bytes, at + 12) !== 0) return -1;
-  if (at + FRAME_HEADER_BYTES + roundUp8(length) > bytes.length) return -1;
-  return length;
-}
-
 function frameValidates(bytes: Uint8Array, at: number, length: number, seed: number, salt: number) {
   let crc = crc32cRange(bytes, at, at + 8, crc32cU32(salt, seed));
   crc = crc32cRange(bytes, at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length, crc);
@@ -334,48 +419,57 @@ function frameValidates(bytes: Uint8Array, at: number, length: number, seed: num
 }
 
 /**
- * Does any frame at or after `from` validate against the chain? A frame "validates" when its
- * crc matches using as seed the stored crc of the (plausible) frame right before it — or, for a
- * frame anywhere after the stop, the stored crc of the stopped frame itself (`stopSeed`, when
- * that frame's crc field is readable: a frame whose length was corrupted keeps its crc).
- * Cost stays linear: only 8-aligned offsets whose header fields are sane get a crc computed.
+ * What is wrong with the payload of the COMMIT frame at `at`, whose crc continues `prevCrc`
+ * (null: nothing). Its fields must say where it is, a durable offset not past that, the crc it
+ * continues, and a zero reserved word.
  */
-function laterFrameValidates(
-  bytes: Uint8Array,
-  from: number,
-  salt: number,
-  stopSeed: number | null,
-): boolean {
-  for (let at = from; at + FRAME_HEADER_BYTES <= bytes.length; at += 8) {
-    const length = plausibleFrameLength(bytes, at);
-    if (length < 0) continue;
-    if (stopSeed !== null && at > from && frameValidates(bytes, at, length, stopSeed, salt)) {
-      return true;
-    }
-    const next = at + FRAME_HEADER_BYTES + roundUp8(length);
-    const nextLength = plausibleFrameLength(bytes, next);
-    if (nextLength > 0 && frameValidates(bytes, next, nextLength, readU32(bytes, at + 8), salt)) {
-      return true;
-    }
+function commitProblem(bytes: Uint8Array, at: number, prevCrc: number): string | null {
+  const payload = at + FRAME_HEADER_BYTES;
+  const frameOffset = readU64(bytes, payload);
+  const durableOffset = readU64(bytes, payload + 8);
+  if (frameOffset !== at) return 'does not state its own offset';
+  if (durableOffset > at) return 'states a durable offset past itself';
+  if (readU32(bytes, payload + 16) !== prevCrc) return `states prevCrc ${readU32(bytes, payload + 16)}, the chain has ${prevCrc}`;
+  if (readU32(bytes, payload + 20) !== 0) return 'has non-zero reserved bytes 20..23';
+  return null;
+}
+
+/**
+ * The first COMMIT frame at or after `from` that validates on its own (its crc checked against
+ * the prevCrc its payload states, with this segment's salt; its fields sane) and says the
+ * segment was durable past `committedEnd` — or null. Such a frame was written after the bytes
+ * at `committedEnd` had been synced, so damage there is not a torn write. Linear: only 8-aligned
+ * offsets with a COMMIT frame header get a crc computed.
+ */
+function findLaterCommit(bytes: Uint8Array, from: number, salt: number, committedEnd: number): LaterCommit | null {
+  for (let at = from; at + COMMIT_FRAME_BYTES <= bytes.length; at += 8) {
+    if (readU32(bytes, at) !== COMMIT_PAYLOAD_BYTES || bytes[at + 4] !== RecordType.Commit) continue;
+    if (bytes[at + 5] !== 0 || bytes[at + 6] !== 0 || bytes[at + 7] !== 0 || readU32(bytes, at + 12) !== 0) continue;
+    const statedPrevCrc = readU32(bytes, at + FRAME_HEADER_BYTES + 16);
+    if (!frameValidates(bytes, at, COMMIT_PAYLOAD_BYTES, statedPrevCrc, salt)) continue;
+    if (commitProblem(bytes, at, statedPrevCrc) !== null) continue;
+    const durableOffset = readU64(bytes, at + FRAME_HEADER_BYTES + 8);
+    if (durableOffset > committedEnd) return { offset: at, durableOffset };
   }
-  return false;
+  return null;
 }
 
 /**
  * Walk the frames of one segment file's bytes, exactly as docs/wal-format.md specifies.
  * Stops at the first of:
  *  - eof:    the end of the buffer, exactly at a frame boundary.
- *  - zero:   a zero length word and only zeros from there to the end (a clean end).
+ *  - zero:   a zero length word and only zeros from there to the end.
  *  - torn:   a frame (or its 16-byte header) running past the end, or a zero length word
- *            followed by non-zero bytes in which no frame validates in this chain. A torn stop
- *            always has followedByValid = false (see `length`).
+ *            followed by non-zero bytes.
  *  - crc:    a well-formed frame whose crc does not match the chain.
  *  - length: length > RECORD_BYTES_MAX, non-zero reserved header bytes, an unknown type, a
  *            header slot with length 0 but other header bytes set, a misplaced SEGMENT_HEADER,
- *            or — where the structure alone would say `torn` — valid frames found after it (a
- *            hole or bad length in the middle of the log is not a torn tail).
- * `followedByValid` (crc/length) tells whether a later frame validates against the chain.
- * Records (PAD frames included) hold payload views into `bytes`, not copies.
+ *            or a SEGMENT_HEADER/COMMIT frame of the wrong length.
+ *  - commit: a COMMIT frame that passes the crc check but whose fields do not match.
+ * Only frames of committed batches are returned; validEndOffset/lastCrc are those of the last
+ * COMMIT frame (or of PAD frames right after it). For a stop other than eof/zero, laterCommit
+ * says whether a later COMMIT frame proves the bytes at the stop had been synced.
+ * Records hold payload views into `bytes`, not copies.
  * Throws only when the header frame is crc-valid but not a supported raftkv segment (wrong
  * magic or version): that is a wrong file, not damage to repair.
  */
@@ -387,59 +481,50 @@ export function scanBuffer(bytes: Uint8Array, options: ScanBufferOptions): ScanR
   let chainCrc = options.prevCrc;
   let salt = 0;
   let offset = 0;
+  // The end of the last committed batch: its COMMIT frame, and PAD frames right after it.
+  let committedEnd = 0;
+  let committedCrc = options.prevCrc;
+  let committedCount = 0;
 
-  const finish = (
-    reason: ScanStopReason,
-    followedByValid: boolean,
-    detail: string,
-  ): ScanResult => ({
-    path,
-    fileBytes,
-    records,
-    validEndOffset: offset,
-    lastCrc: chainCrc,
-    stop: { reason, offset, followedByValid, detail },
-  });
   // Before the header frame validated, the best guess for the salt is whatever its bytes say.
   const saltForSearch = (): number =>
     records.length > 0 || fileBytes < FRAME_HEADER_BYTES + HEADER_SALT_OFFSET + 4
       ? salt
       : readU32(bytes, FRAME_HEADER_BYTES + HEADER_SALT_OFFSET);
+  const finish = (reason: ScanStopReason, detail: string): ScanResult => {
+    const cleanEnd = reason === 'eof' || reason === 'zero';
+    records.length = committedCount;
+    return {
+      path,
+      fileBytes,
+      records,
+      validEndOffset: committedEnd,
+      lastCrc: committedCrc,
+      stop: {
+        reason,
+        offset,
+        detail,
+        laterCommit: cleanEnd ? null : findLaterCommit(bytes, offset, saltForSearch(), committedEnd),
+      },
+    };
+  };
 
   for (;;) {
     const remaining = fileBytes - offset;
-    if (remaining === 0) return finish('eof', false, `end of file at offset ${offset}`);
+    if (remaining === 0) return finish('eof', `end of file at offset ${offset}`);
 
     const length = remaining >= 4 ? readU32(bytes, offset) : -1;
     if (length === 0 || (length === -1 && firstNonZero(bytes, offset, fileBytes) === -1)) {
       const nonZeroAt = firstNonZero(bytes, offset, fileBytes);
-      if (nonZeroAt === -1) {
-        return finish('zero', false, `zero tail from offset ${offset} to end of file`);
-      }
+      if (nonZeroAt === -1) return finish('zero', `zero tail from offset ${offset} to end of file`);
       if (nonZeroAt < offset + FRAME_HEADER_BYTES && offset + FRAME_HEADER_BYTES <= fileBytes) {
-        return finish(
-          'length',
-          laterFrameValidates(bytes, offset + 8, saltForSearch(), null),
-          `frame at offset ${offset} has length 0 but non-zero header bytes`,
-        );
+        return finish('length', `frame at offset ${offset} has length 0 but non-zero header bytes`);
       }
-      if (laterFrameValidates(bytes, offset + 8, saltForSearch(), null)) {
-        return finish(
-          'length',
-          true,
-          `zero length word at offset ${offset}, but valid frames follow (a hole in the log)`,
-        );
-      }
-      return finish(
-        'torn',
-        false,
-        `zero length word at offset ${offset} followed by non-zero bytes at offset ${nonZeroAt} that form no valid frame`,
-      );
+      return finish('torn', `zero length word at offset ${offset} followed by non-zero bytes at offset ${nonZeroAt}`);
     }
     if (remaining < FRAME_HEADER_BYTES) {
       return finish(
         'torn',
-        false,
         `frame header at offset ${offset} cut off by end of file (${remaining} of ${FRAME_HEADER_BYTES} bytes)`,
       );
     }
@@ -461,40 +546,21 @@ export function scanBuffer(bytes: Uint8Array, options: ScanBufferOptions): ScanR
       badHeader = `SEGMENT_HEADER frame has length ${length}, not ${SEGMENT_HEADER_PAYLOAD_BYTES}`;
     } else if (offset !== 0 && type === RecordType.SegmentHeader) {
       badHeader = 'SEGMENT_HEADER frame after the start of the segment';
+    } else if (type === RecordType.Commit && length !== COMMIT_PAYLOAD_BYTES) {
+      badHeader = `COMMIT frame has length ${length}, not ${COMMIT_PAYLOAD_BYTES}`;
     }
-    if (badHeader !== null) {
-      return finish(
-        'length',
-        laterFrameValidates(bytes, offset + 8, saltForSearch(), storedCrc),
-        `bad frame header at offset ${offset}: ${badHeader}`,
-      );
-    }
+    if (badHeader !== null) return finish('length', `bad frame header at offset ${offset}: ${badHeader}`);
 
     const size = FRAME_HEADER_BYTES + roundUp8(length);
     if (size > remaining) {
-      if (laterFrameValidates(bytes, offset + 8, saltForSearch(), storedCrc)) {
-        return finish(
-          'length',
-          true,
-          `frame at offset ${offset} claims ${length} payload bytes, past end of file, but valid frames follow it`,
-        );
-      }
-      return finish(
-        'torn',
-        false,
-        `frame at offset ${offset} (${size} bytes) runs past end of file (${remaining} bytes left)`,
-      );
+      return finish('torn', `frame at offset ${offset} (${size} bytes) runs past end of file (${remaining} bytes left)`);
     }
 
     const payloadStart = offset + FRAME_HEADER_BYTES;
     const payload = bytes.subarray(payloadStart, payloadStart + length);
     if (offset === 0) salt = readU32(bytes, payloadStart + HEADER_SALT_OFFSET);
     if (!frameValidates(bytes, offset, length, chainCrc, salt)) {
-      return finish(
-        'crc',
-        laterFrameValidates(bytes, offset, saltForSearch(), null),
-        `crc mismatch in frame at offset ${offset} (type ${type}, ${length} bytes)`,
-      );
+      return finish('crc', `crc mismatch in frame at offset ${offset} (type ${type}, ${length} bytes)`);
     }
     if (offset === 0) {
       try {
@@ -503,8 +569,18 @@ export function scanBuffer(bytes: Uint8Array, options: ScanBufferOptions): ScanR
         throw new Error(`${path || 'WAL segment'}: ${(error as Error).message}`, { cause: error });
       }
     }
+    if (type === RecordType.Commit) {
+      const problem = commitProblem(bytes, offset, chainCrc);
+      if (problem !== null) return finish('commit', `COMMIT frame at offset ${offset} ${problem}`);
+    }
     records.push({ offset, type: type as RecordType, payload, crc: storedCrc });
     chainCrc = storedCrc;
+    const frameStart = offset;
     offset += size;
+    if (type === RecordType.Commit || (type === RecordType.Pad && frameStart === committedEnd)) {
+      committedEnd = offset;
+      committedCrc = chainCrc;
+      committedCount = records.length;
+    }
   }
 }

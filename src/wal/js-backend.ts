@@ -25,7 +25,7 @@ import {
   type WalMode,
 } from './backend.js';
 import { crc32c } from './crc32c.js';
-import { encodeFrames, scanBuffer } from './frame.js';
+import { encodeBatch, scanBuffer } from './frame.js';
 
 /**
  * The fs calls on the append path. Tests inject failing versions to prove that a failed
@@ -100,6 +100,11 @@ class JsSegmentFile implements SegmentFile {
   readonly blockSize = 0;
   private nextOffset: number;
   private chainCrc: number;
+  /** The file is known durable through here (what COMMIT frames state): the end of the last
+   * append that resolved synced (sync=true, sync(), or any append in dsync mode). 0 until then:
+   * what an earlier handle wrote may not be synced. The native backend keeps the same rule, so
+   * both write the same bytes for the same calls. */
+  private durableOffset = 0;
   private readonly queue: PendingBatch[] = [];
   private inFlight = false;
   private firstError: Error | null = null;
@@ -133,8 +138,14 @@ class JsSegmentFile implements SegmentFile {
     let encoded;
     try {
       // Encode now, while an earlier batch's I/O may be in flight; the chain state advances
-      // here, so batches are framed in call order.
-      encoded = encodeFrames(records, this.chainCrc, this.salt);
+      // here, so batches are framed in call order. The COMMIT frame states what is durable as
+      // of this call: never more than when the batch is written.
+      encoded = encodeBatch(records, {
+        prevCrc: this.chainCrc,
+        salt: this.salt,
+        fileOffset: this.nextOffset,
+        durableOffset: this.durableOffset,
+      });
     } catch (error) {
       // Bad input rejects this call only; the segment is untouched.
       return Promise.reject(toError(error));
@@ -240,7 +251,10 @@ class JsSegmentFile implements SegmentFile {
   }
 
   private complete(group: PendingBatch[]): void {
-    for (const batch of group) batch.resolve(batch.result);
+    for (const batch of group) {
+      if (batch.sync || this.mode === 'dsync') this.durableOffset = Math.max(this.durableOffset, batch.result.endOffset);
+      batch.resolve(batch.result);
+    }
     this.next();
   }
 

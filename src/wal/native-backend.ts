@@ -12,8 +12,10 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  FORMAT_CONSTANTS,
   FRAME_HEADER_BYTES,
   SegmentFailedError,
+  type LaterCommit,
   type AppendResult,
   type DirSyncResult,
   type DirectIoProbe,
@@ -30,7 +32,7 @@ import {
   type WalMode,
   type WalModeOption,
 } from './backend.js';
-import { framesByteLength, layOutFrame } from './frame.js';
+import { batchByteLength, layOutCommit, layOutFrame } from './frame.js';
 
 /** Counters of the syscalls a segment's writer issued (for tests and benchmarks). */
 export interface NativeSegmentStats {
@@ -94,8 +96,8 @@ interface NativeScan {
   lastCrc: number;
   reason: ScanStopReason;
   stopOffset: number;
-  followedByValid: boolean;
   detail: string;
+  laterCommit: LaterCommit | null;
   /** Set when the header frame is crc-valid but has the wrong magic or version. */
   headerError: string | null;
 }
@@ -133,6 +135,8 @@ interface NativeAddon {
   ): Promise<RawWriteSyncResult>;
   /** `huge`: whole transparent huge pages (physically contiguous: far fewer O_DIRECT segments). */
   allocateFrameBuffer(bytes: number, huge: boolean): NativeFrameBuffer;
+  /** The frame-format constants the addon was built with (native/format.h). */
+  formatConstants: Record<string, unknown>;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
@@ -180,6 +184,34 @@ function assertAddonShape(value: unknown, file: string): asserts value is Native
       throw new Error(`${file} is not a compatible raftkv addon: ${name}() is missing`);
     }
   }
+  assertAddonFormat((value as Record<string, unknown>).formatConstants, file);
+}
+
+/**
+ * Throws unless `constants` (an addon's formatConstants export) equal src/wal/backend.ts
+ * FORMAT_CONSTANTS: an addon built from other sources (a stale build/ or prebuild) would write
+ * and read frames this package's TypeScript side does not, so it is refused, with the
+ * differences named.
+ */
+export function assertAddonFormat(constants: unknown, file: string): void {
+  if (typeof constants !== 'object' || constants === null) {
+    throw new Error(
+      `${file} is not a compatible raftkv addon: it exports no formatConstants (built from older sources? rebuild it: npm run build:native)`,
+    );
+  }
+  const theirs = constants as Record<string, unknown>;
+  const differences: string[] = [];
+  for (const [name, ours] of Object.entries(FORMAT_CONSTANTS)) {
+    if (theirs[name] !== ours) differences.push(`${name} ${JSON.stringify(theirs[name])} (expected ${JSON.stringify(ours)})`);
+  }
+  for (const name of Object.keys(theirs)) {
+    if (!(name in FORMAT_CONSTANTS)) differences.push(`${name} (unknown to this package)`);
+  }
+  if (differences.length > 0) {
+    throw new Error(
+      `${file} frames the WAL differently from this package (src/wal/backend.ts): ${differences.join(', ')}; rebuild it: npm run build:native`,
+    );
+  }
 }
 
 let loaded: { addon: NativeAddon; file: string } | null = null;
@@ -205,7 +237,7 @@ interface Settle<T> {
 /** What one queued native batch will settle. An append batch has one settle per mark (append()
  * call merged into it) and gives its staging buffer back to the pool when it completes. */
 type QueuedBatch =
-  | { kind: 'append'; settles: Settle<AppendResult>[]; staging: NativeFrameBuffer }
+  | { kind: 'append'; settles: Settle<AppendResult>[]; staging: NativeFrameBuffer; syncs: boolean[] }
   | { kind: 'sync'; settle: Settle<void> }
   | { kind: 'close'; settle: Settle<void> };
 
@@ -298,16 +330,26 @@ class NativeSegmentFile implements SegmentFile {
   #stagingSize = 0;
   #stagingSync = false;
   #stagingSettles: Settle<AppendResult>[] = [];
+  /** Each staged append's own sync flag (the batch is synced if any is). */
+  #stagingSyncs: boolean[] = [];
   #marks = new Float64Array(64);
   #flushScheduled = false;
   readonly #pool: StagingPool;
   /** Room after the frames: a direct-mode PAD frame is written there, in place. */
   readonly #slack: number;
+  /** End of everything the writer has reported written (the open offset at first). */
+  #writtenEnd: number;
+  /** The file is known durable through here (what COMMIT frames state): the end of the last
+   * append that resolved synced (sync=true, sync(), or any append in dsync mode). 0 until then.
+   * The same rule as the js backend's, so both write the same bytes for the same calls. */
+  #durableOffset = 0;
 
   constructor(
     readonly handle: NativeSegmentHandle,
     addon: NativeAddon,
+    openOffset: number,
   ) {
+    this.#writtenEnd = openOffset;
     this.path = handle.path;
     this.mode = handle.mode;
     this.modeReason = handle.modeReason;
@@ -330,7 +372,7 @@ class NativeSegmentFile implements SegmentFile {
     let bytes: number;
     try {
       // Validates every record as the js backend does (TypeError/RangeError for bad input).
-      bytes = framesByteLength(records);
+      bytes = batchByteLength(records);
       if (this.#staging !== null && this.#stagingSize + bytes + this.#slack > this.#staging.bytes.length) {
         this.#flush();
       }
@@ -341,13 +383,17 @@ class NativeSegmentFile implements SegmentFile {
     const staging = this.#staging;
     let at = this.#stagingSize;
     const bytesView = staging.bytes;
-    // The crc fields stay zero: the writer thread seals them, chained, when it writes.
+    // The crc fields stay zero: the writer thread seals them, chained, when it writes. The
+    // COMMIT frame closing this append states what is durable as of this call (never more than
+    // when it is written); the writer fills in its offset and the crc it continues.
     for (let i = 0; i < records.length; i++) {
       const record = records[i]!;
       at = layOutFrame(bytesView, at, record.type, record.payload);
     }
+    if (records.length > 0) at = layOutCommit(bytesView, at, this.#durableOffset);
     this.#stagingSize = at;
     this.#stagingSync ||= Boolean(sync);
+    this.#stagingSyncs.push(Boolean(sync));
     const count = this.#stagingSettles.length;
     if (count === this.#marks.length) {
       const grown = new Float64Array(count * 2);
@@ -393,12 +439,14 @@ class NativeSegmentFile implements SegmentFile {
     const staging = this.#staging;
     if (staging === null) return;
     const settles = this.#stagingSettles;
+    const syncs = this.#stagingSyncs;
     const size = this.#stagingSize;
     const sync = this.#stagingSync;
     this.#staging = null;
     this.#stagingSize = 0;
     this.#stagingSync = false;
     this.#stagingSettles = [];
+    this.#stagingSyncs = [];
     if (this.#failure !== null) {
       // Failed meanwhile: nothing more reaches the file.
       this.#pool.give(staging);
@@ -413,11 +461,12 @@ class NativeSegmentFile implements SegmentFile {
       for (const settle of settles) settle.reject(error);
       return;
     }
-    this.#queue.push({ kind: 'append', settles, staging });
+    this.#queue.push({ kind: 'append', settles, staging, syncs });
   }
 
   #complete(batches: number, results: Float64Array, failure: Error | null, closeError: Error | null | undefined): void {
     if (failure !== null) this.#failure ??= failure;
+    const dsync = this.mode === 'dsync';
     let r = 0;
     for (let i = 0; i < batches; i++) {
       const batch = this.#queue[this.#queueHead];
@@ -431,12 +480,16 @@ class NativeSegmentFile implements SegmentFile {
         if (batch.kind === 'sync') batch.settle.reject(new SegmentFailedError(this.path, this.#failure!));
         else for (const settle of batch.settles) settle.reject(new SegmentFailedError(this.path, this.#failure!));
       } else if (batch.kind === 'sync') {
+        this.#durableOffset = Math.max(this.#durableOffset, this.#writtenEnd);
         batch.settle.resolve();
       } else {
-        for (const settle of batch.settles) {
-          settle.resolve({ endOffset: results[r]!, lastCrc: results[r + 1]! });
+        batch.settles.forEach((settle, j) => {
+          const endOffset = results[r]!;
+          this.#writtenEnd = endOffset;
+          if (batch.syncs[j]! || dsync) this.#durableOffset = Math.max(this.#durableOffset, endOffset);
+          settle.resolve({ endOffset, lastCrc: results[r + 1]! });
           r += 2;
-        }
+        });
       }
     }
     if (this.#queueHead === this.#queue.length) {
@@ -473,8 +526,8 @@ async function scanSegment(addon: NativeAddon, file: string, options: ScanOption
     stop: {
       reason: raw.reason,
       offset: raw.stopOffset,
-      followedByValid: raw.followedByValid,
       detail: raw.detail,
+      laterCommit: raw.laterCommit,
     },
   };
 }
@@ -491,6 +544,7 @@ function createBackend(addon: NativeAddon, file: string): WalBackend {
       new NativeSegmentFile(
         await addon.openSegment(file, options.mode, options.offset, options.prevCrc, options.salt),
         addon,
+        options.offset,
       ),
     scanSegment: (file, options) => scanSegment(addon, file, options),
     syncDirectory: (dir) => addon.syncDirectory(dir),

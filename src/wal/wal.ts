@@ -18,6 +18,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Entry, HardState } from '../raft/types.js';
 import {
+  COMMIT_FRAME_BYTES,
   FRAME_HEADER_BYTES,
   RecordType,
   SEGMENT_HEADER_PAYLOAD_BYTES,
@@ -33,11 +34,12 @@ import {
 import { syncDirectory, type DirSyncPolicy } from './dir-sync.js';
 import { WalClosedError, WalCorruptionError, WalExistsError, WalSnapshotNotFoundError } from './errors.js';
 import {
+  batchByteLength,
   decodeSegmentHeader,
   encodeSegmentHeader,
   frameBytes,
-  framesByteLength,
   readSegmentHeaderFrame,
+  UnsupportedWalVersionError,
   type SegmentHeader,
 } from './frame.js';
 import { lockDirectory, LOCK_FILE_NAME, type DirLock, type LockMethod } from './lock.js';
@@ -200,9 +202,10 @@ function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
 }
 
-/** Upper bound of the bytes a batch takes on disk (direct mode adds one PAD frame ≤ 2 blocks). */
+/** Upper bound of the bytes a batch takes on disk: its frames and COMMIT frame (direct mode
+ * adds one PAD frame ≤ 2 blocks). */
 function batchBytesUpperBound(records: readonly RecordInput[], blockSize: number): number {
-  return framesByteLength(records) + (blockSize > 0 ? 2 * blockSize : 0);
+  return batchByteLength(records) + (blockSize > 0 ? 2 * blockSize : 0);
 }
 
 function listSegments(dir: string): SegmentInfo[] {
@@ -432,10 +435,11 @@ export class Wal {
       const scan = await backend.scanSegment(seg.path, { prevCrc });
       const first = scan.records[0];
       if (first === undefined || first.type !== RecordType.SegmentHeader || first.offset !== 0) {
+        // Its first batch (header, metadata) was synced before the segment got its name.
         throw new WalCorruptionError(
           seg.path,
           scan.stop.offset,
-          `segment header does not validate (${scan.stop.reason}: ${scan.stop.detail})` +
+          `the segment's first batch (its header) does not validate (${scan.stop.reason}: ${scan.stop.detail})` +
             (i > 0 ? '; the crc chain from the previous segment is broken or the header is damaged' : ''),
         );
       }
@@ -452,20 +456,22 @@ export class Wal {
           `segment header says seq ${header.seq} firstIndex ${header.firstIndex}, the file name says seq ${seg.seq} firstIndex ${seg.firstIndex}`,
         );
       }
-      const clean = scan.stop.reason === 'eof' || scan.stop.reason === 'zero';
-      if (!clean) {
+      if (!endsCleanly(scan)) {
+        const stop = describeStop(scan);
         if (!isLast) {
           throw new WalCorruptionError(
             seg.path,
-            scan.stop.offset,
-            `${scan.stop.reason} stop in a segment that is not the last (${scan.stop.detail}); only the tail of the last segment may be torn`,
+            stop.offset,
+            `${stop.text} in a segment that is not the last; only the final batch of the last segment may be torn`,
           );
         }
-        if (scan.stop.followedByValid) {
+        const later = scan.stop.laterCommit;
+        if (later !== null) {
           throw new WalCorruptionError(
             seg.path,
-            scan.stop.offset,
-            `${scan.stop.reason} stop followed by valid records (${scan.stop.detail}): damage in the middle of the log, not a torn tail`,
+            stop.offset,
+            `${stop.text}, but the batch committed at offset ${later.offset} states the segment was durable through ` +
+              `offset ${later.durableOffset} when it was written: the damaged bytes had been synced, so this is damage, not a torn final batch`,
           );
         }
       }
@@ -477,6 +483,7 @@ export class Wal {
               if (rec.offset !== 0) throw new RecordDecodeError('segment header in the middle of a segment');
               break;
             case RecordType.Pad:
+            case RecordType.Commit:
               break;
             case RecordType.Metadata: {
               const m = decodeMetadata(rec.payload);
@@ -551,10 +558,10 @@ export class Wal {
     const scan = lastScan!;
     const header = lastHeader!;
 
+    // Whatever follows the last committed batch is one torn final write (checked above: nothing
+    // after it proves it was synced): drop it whole.
     let repair: TailRepair | null = null;
-    if (scan.stop.reason !== 'eof' && scan.stop.reason !== 'zero') {
-      repair = await repairTornTail(last.path, scan, opts);
-    }
+    if (!endsCleanly(scan)) repair = await repairTornTail(last.path, scan, opts);
 
     let endOffset = scan.validEndOffset;
     let endCrc = scan.lastCrc;
@@ -893,7 +900,24 @@ function probeCapabilities(backend: WalBackend, dir: string): NonNullable<Wal['p
   return { directIo, filesystemType };
 }
 
-/** Append one PAD frame (buffered) so the segment continues at the next block boundary. */
+/** A scan that ended at a clean end (eof or zero tail) right after a committed batch. */
+function endsCleanly(scan: ScanResult): boolean {
+  return (scan.stop.reason === 'eof' || scan.stop.reason === 'zero') && scan.stop.offset === scan.validEndOffset;
+}
+
+/** Where a scan that did not end cleanly went wrong, for error messages. */
+function describeStop(scan: ScanResult): { offset: number; text: string } {
+  if (scan.stop.reason === 'eof' || scan.stop.reason === 'zero') {
+    return {
+      offset: scan.validEndOffset,
+      text: `the batch from offset ${scan.validEndOffset} has no COMMIT frame (${scan.stop.reason}: ${scan.stop.detail})`,
+    };
+  }
+  return { offset: scan.stop.offset, text: `${scan.stop.reason} stop (${scan.stop.detail})` };
+}
+
+/** Append one batch holding a PAD frame (buffered) so the segment continues at the next block
+ * boundary: PAD and COMMIT frame together fill the gap. */
 async function padToBlockBoundary(
   backend: WalBackend,
   file: string,
@@ -903,10 +927,12 @@ async function padToBlockBoundary(
   blockSize: number,
 ): Promise<AppendResult> {
   let gap = Math.ceil(offset / blockSize) * blockSize - offset;
-  if (gap < FRAME_HEADER_BYTES + 8) gap += blockSize; // a PAD frame needs a header and ≥ 1 byte
+  // A PAD frame needs a header and ≥ 1 byte; the COMMIT frame closing the batch follows it.
+  if (gap < FRAME_HEADER_BYTES + 8 + COMMIT_FRAME_BYTES) gap += blockSize;
   const seg = await backend.openSegment(file, { mode: 'buffered', offset, prevCrc, salt });
   try {
-    const result = await seg.append([{ type: RecordType.Pad, payload: new Uint8Array(gap - FRAME_HEADER_BYTES) }], true);
+    const padPayload = new Uint8Array(gap - FRAME_HEADER_BYTES - COMMIT_FRAME_BYTES);
+    const result = await seg.append([{ type: RecordType.Pad, payload: padPayload }], true);
     if (result.endOffset % blockSize !== 0) {
       throw new Error(`internal: PAD frame from offset ${offset} ended at ${result.endOffset}, not a multiple of ${blockSize}`);
     }
@@ -932,6 +958,7 @@ async function readOwnHeader(file: string): Promise<SegmentHeader> {
     try {
       return readSegmentHeaderFrame(bytes.subarray(0, bytesRead));
     } catch (err) {
+      if (err instanceof UnsupportedWalVersionError) throw new Error(`WAL segment ${file}: ${err.message}`, { cause: err });
       throw new WalCorruptionError(file, 0, (err as Error).message);
     }
   } finally {
@@ -946,9 +973,10 @@ function brokenFileName(file: string, offset: number): string {
 }
 
 /**
- * Cut a torn tail of the last segment: keep a copy of the dropped bytes, zero them in place (so
- * stale garbage can never be half-overwritten into something that looks like data later), sync.
- * Only bytes up to the last non-zero one are copied and zeroed: everything after is zero already.
+ * Cut the torn final batch of the last segment (everything after its last committed batch):
+ * keep a copy of the dropped bytes, zero them in place (so stale garbage can never be
+ * half-overwritten into something that looks like data later), sync. Only bytes up to the last
+ * non-zero one are copied and zeroed: everything after is zero already.
  */
 async function repairTornTail(file: string, scan: ScanResult, opts: ResolvedOptions): Promise<TailRepair> {
   const cut = scan.validEndOffset;
@@ -996,10 +1024,10 @@ async function repairTornTail(file: string, scan: ScanResult, opts: ResolvedOpti
       offset: cut,
       droppedBytes: dropped,
       brokenFile,
-      reason: `${scan.stop.reason}: ${scan.stop.detail}`,
+      reason: describeStop(scan).text,
     };
     opts.logger.warn(
-      `repaired torn tail of WAL segment ${file}: dropped ${dropped} byte(s) from offset ${cut} ` +
+      `repaired torn tail of WAL segment ${file}: dropped the unsynced final batch, ${dropped} byte(s) from offset ${cut} ` +
         `(${repair.reason})${brokenFile !== null ? `; the dropped bytes are kept in ${brokenFile}` : ''}`,
     );
     return repair;

@@ -24,7 +24,7 @@ import {
   type WalBackend,
   type WalMode,
 } from '../../src/wal/backend.js';
-import { encodeFrames, encodeSegmentHeader, frameBytes, scanBuffer } from '../../src/wal/frame.js';
+import { encodeBatch, encodeSegmentHeader, frameBytes, scanBuffer } from '../../src/wal/frame.js';
 import { createJsBackend } from '../../src/wal/js-backend.js';
 import { loadNativeBackend, nativeSegmentTestHooks } from '../../src/wal/native-backend.js';
 import { SEED, makeRandom, randomInt, tempRoot } from '../wal/fixtures/backends.js';
@@ -84,7 +84,7 @@ function assertAppendsInFile(scan: ScanResult, header: AppendResult, issued: rea
   assert.ok(scan.stop.reason === 'zero' || scan.stop.reason === 'eof', `${label}: scan stopped on ${scan.stop.reason} at ${scan.stop.offset}: ${scan.stop.detail}`);
   const crcAtFrameEnd = new Map<number, number>();
   for (const r of scan.records) crcAtFrameEnd.set(r.offset + frameBytes(r.payload.length), r.crc);
-  const data = scan.records.filter((r) => r.type !== RecordType.Pad && r.type !== RecordType.SegmentHeader);
+  const data = scan.records.filter((r) => r.type !== RecordType.Pad && r.type !== RecordType.SegmentHeader && r.type !== RecordType.Commit);
   assert.equal(data.length, issued.reduce((n, a) => n + a.payloads.length, 0), `${label}: record count`);
   let previousEnd = header.endOffset;
   let k = 0;
@@ -402,7 +402,24 @@ describe(`native backend: append batching and frame-buffer pool (files on ${TMP_
       type: RecordType.SegmentHeader,
       payload: encodeSegmentHeader({ blockSize: 0, seq: 0, firstIndex: 1, salt: 0xc0ffee, prevCrc: 0 }),
     };
-    const expected = encodeFrames([header, ...rounds.flat().flatMap((a) => a.records)], 0, 0xc0ffee).bytes;
+    // One batch per append; its COMMIT frame states the end of the last synced append that had
+    // resolved when it was called (earlier rounds only: a round's appends are one tick).
+    const parts: Uint8Array[] = [];
+    let offset = 0;
+    let crc = 0;
+    let durableOffset = 0;
+    for (const round of [[{ sync: true, records: [header] }], ...rounds]) {
+      let roundDurable = durableOffset;
+      for (const { sync, records } of round) {
+        const encoded = encodeBatch(records, { prevCrc: crc, salt: 0xc0ffee, fileOffset: offset, durableOffset });
+        parts.push(encoded.bytes);
+        crc = encoded.lastCrc;
+        offset += encoded.bytes.length;
+        if (sync) roundDurable = offset;
+      }
+      durableOffset = roundDurable;
+    }
+    const expected = Buffer.concat(parts);
     assert.equal(firstDifference(fromNative.bytes.subarray(0, expected.length), expected), -1, 'matches the TS framing');
     assert.equal(fromNative.results[fromNative.results.length - 1]!.endOffset, expected.length);
   });

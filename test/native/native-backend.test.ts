@@ -17,7 +17,7 @@ import {
   type WalBackend,
   type WalModeOption,
 } from '../../src/wal/backend.js';
-import { encodeFrames, encodeSegmentHeader, framesByteLength, scanBuffer } from '../../src/wal/frame.js';
+import { batchByteLength, encodeBatch, encodeFrames, encodeSegmentHeader, scanBuffer } from '../../src/wal/frame.js';
 import { createJsBackend } from '../../src/wal/js-backend.js';
 import {
   loadNativeBackend,
@@ -34,6 +34,27 @@ function payload(length: number, fill: number): Uint8Array {
 
 function entry(length: number, fill: number): RecordInput {
   return { type: RecordType.Entry, payload: payload(length, fill) };
+}
+
+/**
+ * The bytes the backends write for `batches` appended one after another, each synced before the
+ * next (so each COMMIT frame states the previous batch's end as durable).
+ */
+function framedBatches(batches: readonly RecordInput[][], prevCrc: number, salt: number): { bytes: Uint8Array; ends: number[] } {
+  const parts: Uint8Array[] = [];
+  const ends: number[] = [];
+  let offset = 0;
+  let durableOffset = 0;
+  let crc = prevCrc;
+  for (const batch of batches) {
+    const encoded = encodeBatch(batch, { prevCrc: crc, salt, fileOffset: offset, durableOffset });
+    parts.push(encoded.bytes);
+    crc = encoded.lastCrc;
+    offset += encoded.bytes.length;
+    durableOffset = offset;
+    ends.push(offset);
+  }
+  return { bytes: new Uint8Array(Buffer.concat(parts)), ends }; // (own ArrayBuffer: offset 0)
 }
 
 function headerRecord(salt: number, prevCrc: number, blockSize = 0): RecordInput {
@@ -114,7 +135,7 @@ describe('native addon (src/wal/native-backend.ts)', function () {
       assert.equal(scan.stop.reason, 'zero');
       assert.equal(scan.validEndOffset, last.endOffset);
       assert.equal(scan.lastCrc, last.lastCrc);
-      const written = scan.records.filter((r) => r.type !== RecordType.Pad);
+      const written = scan.records.filter((r) => r.type !== RecordType.Pad && r.type !== RecordType.Commit);
       const expected = [headerRecord(77, 0, segment.blockSize), ...batches.flat()];
       assert.deepEqual(
         written.map((r) => Buffer.from(r.payload).toString('hex')),
@@ -129,7 +150,7 @@ describe('native addon (src/wal/native-backend.ts)', function () {
     const batches = [[headerRecord(0xabcdef, 0)], [entry(5, 1), entry(8, 2)], [entry(1000, 3)]];
     for (const batch of batches) await segment.append(batch, true);
     await segment.close();
-    const expected = encodeFrames(batches.flat(), 0, 0xabcdef).bytes;
+    const expected = framedBatches(batches, 0, 0xabcdef).bytes;
     const bytes = fs.readFileSync(segment.path);
     assert.deepEqual(bytes.subarray(0, expected.length), Buffer.from(expected));
     assert.ok(bytes.subarray(expected.length).every((b) => b === 0));
@@ -181,12 +202,15 @@ describe('native addon (src/wal/native-backend.ts)', function () {
     for (let i = 1; i < results.length; i++) assert.ok(results[i]!.endOffset > results[i - 1]!.endOffset);
     await segment.close();
     const scan = await native.scanSegment(segment.path, { prevCrc: 0 });
-    assert.equal(scan.records.length, 201);
-    // Each batch's endOffset is exactly where its record ends and the next one starts.
+    assert.equal(scan.records.length, 2 * 201, 'each append: its record and a COMMIT frame');
+    // Each append's endOffset is exactly where its COMMIT frame ends and the next record starts;
+    // its lastCrc is that frame's crc.
     results.forEach((result, i) => {
-      const next = scan.records[i + 2];
+      const commit = scan.records[2 * i + 3]!;
+      assert.equal(commit.type, RecordType.Commit);
+      const next = scan.records[2 * i + 4];
       assert.equal(result.endOffset, next === undefined ? scan.validEndOffset : next.offset);
-      assert.equal(result.lastCrc, scan.records[i + 1]!.crc);
+      assert.equal(result.lastCrc, commit.crc);
     });
   });
 
@@ -205,13 +229,14 @@ describe('native addon (src/wal/native-backend.ts)', function () {
       ),
     );
     assert.deepEqual(order, Array.from({ length: 1000 }, (_, i) => i));
-    for (let i = 1; i < results.length; i++) assert.equal(results[i]!.endOffset - results[i - 1]!.endOffset, 80);
+    for (let i = 1; i < results.length; i++) assert.equal(results[i]!.endOffset - results[i - 1]!.endOffset, 80 + 40);
     const syncs = hooks.stats().syncs - before.syncs;
     assert.ok(syncs >= 1 && syncs < 1000, `merged into fewer syncs (${syncs})`);
     await segment.close();
     const scan = await native.scanSegment(segment.path, { prevCrc: 0 });
-    assert.equal(scan.records.length, 1001);
-    scan.records.slice(1).forEach((r, i) => assert.deepEqual(r.payload, payload(64, i)));
+    const data = scan.records.filter((r) => r.type === RecordType.Entry);
+    assert.equal(data.length, 1000);
+    data.forEach((r, i) => assert.deepEqual(r.payload, payload(64, i)));
   });
 
   it('a failed fdatasync fails the segment: the original error every later time, never retried', async function () {
@@ -280,7 +305,7 @@ describe('native addon (src/wal/native-backend.ts)', function () {
     // A group needs a PAD frame exactly when its frames do not already end on a block boundary.
     let expectedPads = 0;
     const track = (start: number, records: RecordInput[]): void => {
-      if ((start + framesByteLength(records)) % block !== 0) expectedPads++;
+      if ((start + batchByteLength(records)) % block !== 0) expectedPads++;
     };
     const header = [headerRecord(31, 0, block)];
     track(0, header);
@@ -297,7 +322,7 @@ describe('native addon (src/wal/native-backend.ts)', function () {
     const hooks = nativeSegmentTestHooks(segment);
     hooks.hold(true);
     const mergedRecords = [[entry(100, 1)], [entry(200, 2)]];
-    track(end, mergedRecords.flat());
+    if ((end + batchByteLength(mergedRecords[0]!) + batchByteLength(mergedRecords[1]!)) % block !== 0) expectedPads++;
     const merged = mergedRecords.map((records) => segment.append(records, true));
     hooks.hold(false);
     const [m1, m2] = await Promise.all(merged);
@@ -318,13 +343,17 @@ describe('native addon (src/wal/native-backend.ts)', function () {
 
   describe('scan of crafted corruptions agrees with the TypeScript scanner', function () {
     const salt = 0x1234567;
+    // One synced batch per record: [header, COMMIT], [entry, COMMIT], …
     const records = [headerRecord(salt, 42), ...Array.from({ length: 12 }, (_, i) => entry(1 + ((i * 53) % 150), i))];
-    const { bytes: clean } = encodeFrames(records, 42, salt);
+    const { bytes: clean } = framedBatches(records.map((r) => [r]), 42, salt);
     const offsets: number[] = [];
     for (let at = 0; at < clean.length; ) {
       offsets.push(at);
       at += 16 + Math.ceil(new DataView(clean.buffer).getUint32(at, true) / 8) * 8;
     }
+    /** Where the frames of record i (and its COMMIT frame) start. */
+    const recordAt = (i: number) => offsets[2 * i]!;
+    const commitAt = (i: number) => offsets[2 * i + 1]!;
 
     async function scanBoth(bytes: Uint8Array, label: string): Promise<ScanResult> {
       const file = path.join(dir, 'crafted.wal');
@@ -351,43 +380,52 @@ describe('native addon (src/wal/native-backend.ts)', function () {
       assert.equal(wrongSeed.records.length, 0);
     });
 
-    it('a bit flip mid-log: crc followed by valid data; at the tail: not followed', async function () {
+    it('a bit flip mid-log: a crc stop that a later COMMIT frame proves synced; in the last batch: not proven', async function () {
       const mid = withTail(512);
-      mid[offsets[5]! + 18]! ^= 0x04;
+      mid[recordAt(5) + 18]! ^= 0x04;
       const m = await scanBoth(mid, 'mid flip');
       assert.equal(m.stop.reason, 'crc');
-      assert.equal(m.stop.offset, offsets[5]);
-      assert.equal(m.stop.followedByValid, true);
+      assert.equal(m.stop.offset, recordAt(5));
+      assert.equal(m.validEndOffset, recordAt(5));
+      assert.equal(m.stop.laterCommit?.offset, commitAt(6), 'the next batch says batch 5 was durable');
+      assert.equal(m.stop.laterCommit?.durableOffset, recordAt(6));
       const tail = withTail(512);
-      tail[offsets[12]! + 16]! ^= 0x80;
+      tail[recordAt(12) + 16]! ^= 0x80;
       const t = await scanBoth(tail, 'tail flip');
       assert.equal(t.stop.reason, 'crc');
-      assert.equal(t.stop.followedByValid, false);
+      assert.equal(t.stop.laterCommit, null);
+      // The torn batch's own COMMIT frame validates on its own but proves nothing about itself.
+      assert.equal(t.validEndOffset, recordAt(12));
     });
 
-    it('bad length, reserved bytes, zero hole, garbage after zeros, truncation', async function () {
+    it('bad length, reserved bytes, zero hole, garbage after zeros, truncation, a COMMIT frame with wrong fields', async function () {
       const badLength = withTail(256);
-      new DataView(badLength.buffer).setUint32(offsets[4]!, 64 * 1024 * 1024 + 1, true);
+      new DataView(badLength.buffer).setUint32(recordAt(4), 64 * 1024 * 1024 + 1, true);
       const l = await scanBoth(badLength, 'bad length');
       assert.equal(l.stop.reason, 'length');
-      assert.equal(l.stop.followedByValid, true);
+      assert.equal(l.stop.laterCommit?.offset, commitAt(5));
       const reserved = withTail(256);
-      reserved[offsets[3]! + 6] = 1;
+      reserved[recordAt(3) + 6] = 1;
       assert.equal((await scanBoth(reserved, 'reserved')).stop.reason, 'length');
       const hole = withTail(256);
-      hole.fill(0, offsets[3]!, offsets[6]!);
+      hole.fill(0, recordAt(3), recordAt(6));
       const h = await scanBoth(hole, 'hole');
-      assert.equal(h.stop.reason, 'length');
-      assert.equal(h.stop.followedByValid, true);
+      assert.equal(h.stop.reason, 'torn');
+      assert.equal(h.stop.laterCommit?.offset, commitAt(6));
       const garbage = withTail(256);
       garbage[clean.length + 77] = 0x42;
       const g = await scanBoth(garbage, 'garbage');
       assert.equal(g.stop.reason, 'torn');
-      assert.equal(g.records.length, records.length);
-      for (let cut = offsets[11]!; cut <= clean.length; cut++) {
+      assert.equal(g.records.length, 2 * records.length);
+      assert.equal(g.stop.laterCommit, null);
+      for (let cut = recordAt(11); cut <= clean.length; cut++) {
         const s = await scanBoth(clean.subarray(0, cut), `cut at ${cut}`);
         assert.ok(s.stop.reason === 'torn' || s.stop.reason === 'eof', `cut ${cut}: ${s.stop.reason}`);
       }
+      const wrongOffset = withTail(0);
+      new DataView(wrongOffset.buffer).setUint32(commitAt(7) + 16, commitAt(7) + 8, true);
+      const w = await scanBoth(wrongOffset, 'commit frame offset (crc now wrong too)');
+      assert.equal(w.stop.offset, commitAt(7));
     });
 
     it('seeded random corruptions (bit flips, zeroed ranges, truncations)', async function () {

@@ -1,8 +1,9 @@
 /**
  * Crash consistency by construction (docs/wal-format.md "Scanning and recovery"):
  *  - the last segment truncated at EVERY byte offset of its final records, or zeroed from there
- *    to its end: opening keeps exactly the records that were whole, repairs the tail, and the
- *    log accepts appends and reopens cleanly afterwards;
+ *    to its end: opening keeps exactly the batches that were whole (a batch whose COMMIT frame
+ *    is damaged or missing is dropped whole), repairs the tail, and the log accepts appends and
+ *    reopens cleanly afterwards;
  *  - damage anywhere else (a flipped bit mid-log, an earlier segment, a missing segment, a
  *    broken chain) refuses to open with a WalCorruptionError naming file and offset, and
  *    leaves the files untouched.
@@ -30,6 +31,31 @@ function smallEntry(index: number, random: () => number): Entry {
 
 function frameEnd(rec: ScannedRecord): number {
   return rec.offset + 16 + Math.ceil(rec.payload.length / 8) * 8;
+}
+
+/**
+ * The committed prefix of `frames` when only the `whole` ones survived: up to the last COMMIT
+ * frame (and PAD frames right after it) before the first frame that is not whole. `end` is
+ * where the log then ends.
+ */
+function committedPrefix(frames: readonly ScannedRecord[], whole: (f: ScannedRecord) => boolean): { count: number; end: number } {
+  let count = 0;
+  let end = 0;
+  for (let i = 0; i < frames.length && whole(frames[i]!); i++) {
+    const f = frames[i]!;
+    if (f.type === RecordType.Commit || (f.type === RecordType.Pad && f.offset === end)) {
+      count = i + 1;
+      end = frameEnd(f);
+    }
+  }
+  return { count, end };
+}
+
+/** Where the last batch of `frames` begins: just after the COMMIT frame before its own. */
+function lastBatchStart(frames: readonly ScannedRecord[]): number {
+  const commits = frames.filter((f) => f.type === RecordType.Commit);
+  assert.ok(commits.length >= 2, 'at least two batches');
+  return frameEnd(commits[commits.length - 2]!);
 }
 
 function segmentPaths(dir: string): string[] {
@@ -110,7 +136,7 @@ for (const { name, backend } of backends) {
       const random = makeRandom(SEED);
       const { dir, last, frames } = await pristine(random);
       const original = fs.readFileSync(last);
-      const tail = frames.filter((f) => f.type !== RecordType.Pad).slice(-3);
+      const tail = frames.filter((f) => f.type !== RecordType.Pad && f.type !== RecordType.Commit).slice(-3);
       const from = tail[0]!.offset;
       const to = frameEnd(frames[frames.length - 1]!);
       const work = path.join(root, 'work');
@@ -134,13 +160,11 @@ for (const { name, backend } of backends) {
           fs.closeSync(fd);
         }
         // Whole = unchanged by the damage: ends before the cut, or (zeroing) only zeros after it.
-        const whole = frames.filter((f) =>
-          variant === 'truncate' ? frameEnd(f) <= cut : frameEnd(f) <= cut || original.subarray(Math.max(cut, f.offset), frameEnd(f)).every((b) => b === 0),
-        );
-        // Kept = the longest prefix of whole frames (the scan stops at the first damaged one).
-        let keptCount = 0;
-        while (keptCount < frames.length && whole.includes(frames[keptCount]!)) keptCount++;
-        const expected = expectedFrom(frames.slice(0, keptCount));
+        const whole = (f: ScannedRecord): boolean =>
+          variant === 'truncate' ? frameEnd(f) <= cut : frameEnd(f) <= cut || original.subarray(Math.max(cut, f.offset), frameEnd(f)).every((b) => b === 0);
+        // Kept = the batches before the first damaged frame (the scan stops there).
+        const kept = committedPrefix(frames, whole);
+        const expected = expectedFrom(frames.slice(0, kept.count));
         const context = `${variant} at offset ${cut} (frames ${tail.map((f) => `${f.offset}-${frameEnd(f)}`).join(', ')}, seed ${SEED})`;
 
         let replay;
@@ -154,7 +178,7 @@ for (const { name, backend } of backends) {
         if (replay.repair !== null) {
           repairs++;
           assert.equal(replay.repair.file, file, context);
-          assert.equal(replay.repair.offset, keptCount === frames.length ? frameEnd(frames[frames.length - 1]!) : frames[keptCount]!.offset, context);
+          assert.equal(replay.repair.offset, kept.end, context);
           if (replay.repair.brokenFile !== null) assert.ok(fs.existsSync(replay.repair.brokenFile), context);
         }
         // The repaired log takes appends, and a second open finds no damage at all. (Every other
@@ -177,7 +201,7 @@ for (const { name, backend } of backends) {
         }
       }
       assert.ok(repairs > 0, 'some offsets needed a repair');
-      assert.ok(logger.warnings.some((w) => /repaired torn tail.*dropped \d+ byte/.test(w)), 'repairs are logged with the dropped byte count');
+      assert.ok(logger.warnings.some((w) => /repaired torn tail.*dropped the unsynced final batch, \d+ byte/.test(w)), 'repairs are logged with the dropped byte count');
     }
 
     it('truncated at every byte offset of its last 3 records: keeps exactly the whole records', async () => {
@@ -195,47 +219,50 @@ for (const { name, backend } of backends) {
       });
     }
 
-    it('a repair keeps a copy of the cut bytes in <segment>.<offset>.broken and zeroes them in place', async () => {
+    it('a repair keeps a copy of the dropped batch in <segment>.<offset>.broken and zeroes it in place', async () => {
       const { dir, last, frames } = await pristine(makeRandom(SEED + 1));
       const lastFrame = frames[frames.length - 1]!;
-      const cut = lastFrame.offset + 5; // inside the last frame's header: torn
+      assert.equal(lastFrame.type, RecordType.Commit);
+      const batchStart = lastBatchStart(frames);
+      const cut = lastFrame.offset + 5; // inside the last batch's COMMIT frame header: torn
       const original = fs.readFileSync(last);
       fs.truncateSync(last, cut);
       const replay = await Wal.open(dir, options());
       await replay.wal.close();
       assert.ok(replay.repair !== null);
-      assert.equal(replay.repair.offset, lastFrame.offset);
-      assert.equal(replay.repair.brokenFile, `${last}.${lastFrame.offset.toString(16)}.broken`);
-      assert.deepEqual(fs.readFileSync(replay.repair.brokenFile!), original.subarray(lastFrame.offset, cut));
-      assert.equal(replay.repair.droppedBytes, 5);
+      assert.equal(replay.repair.offset, batchStart, 'the whole batch is dropped, not just its damaged frame');
+      assert.equal(replay.repair.brokenFile, `${last}.${batchStart.toString(16)}.broken`);
+      assert.deepEqual(fs.readFileSync(replay.repair.brokenFile!), original.subarray(batchStart, cut));
+      assert.equal(replay.repair.droppedBytes, cut - batchStart);
       const after = fs.readFileSync(last);
-      assert.ok(after.subarray(lastFrame.offset).every((b) => b === 0), 'cut bytes are zeroed');
+      assert.ok(after.subarray(batchStart).every((b) => b === 0), 'cut bytes are zeroed');
+      assert.deepEqual(replay.entries, expectedFrom(frames.filter((f) => f.offset < batchStart)).entries);
     });
 
-    it('a hole in the last record followed by garbage is a torn tail; a bit flip in the LAST record too', async () => {
+    it('a hole in the last batch followed by its other frames is a torn batch; a bit flip in the LAST batch too', async () => {
       const random = makeRandom(SEED + 2);
       const { dir, last, frames } = await pristine(random);
-      const lastFrame = frames[frames.length - 1]!;
+      const batchStart = lastBatchStart(frames);
       const bytes = fs.readFileSync(last);
-      bytes.fill(0, lastFrame.offset, lastFrame.offset + 8); // zero length word, garbage after
+      bytes.fill(0, batchStart, batchStart + 8); // zero length word, the rest of the batch after it
       fs.writeFileSync(last, bytes);
       const replay = await Wal.open(dir, options());
-      const expected = expectedFrom(frames.slice(0, -1));
+      const expected = expectedFrom(frames.filter((f) => f.offset < batchStart));
       assert.deepEqual(replay.entries, expected.entries);
       assert.deepEqual(replay.hardState, expected.hardState);
       assert.ok(replay.repair !== null);
-      assert.equal(replay.repair.offset, lastFrame.offset);
+      assert.equal(replay.repair.offset, batchStart);
       await replay.wal.close();
 
       const { dir: dir2, last: last2, frames: frames2 } = await pristine(makeRandom(SEED + 3), 'one', 'pristine2');
-      const lastFrame2 = frames2[frames2.length - 1]!;
+      const batchStart2 = lastBatchStart(frames2);
       const b2 = fs.readFileSync(last2);
-      b2[lastFrame2.offset + 16] = b2[lastFrame2.offset + 16]! ^ 0x04;
+      b2[batchStart2 + 16] = b2[batchStart2 + 16]! ^ 0x04;
       fs.writeFileSync(last2, b2);
       fs.rmSync(dir, { recursive: true });
       const replay2 = await Wal.open(dir2, options());
       assert.ok(replay2.repair !== null);
-      assert.equal(replay2.repair.offset, lastFrame2.offset);
+      assert.equal(replay2.repair.offset, batchStart2);
       await replay2.wal.close();
     });
 
