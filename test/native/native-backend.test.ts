@@ -7,8 +7,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import {
+  FORMAT_CONSTANTS,
   RecordType,
   SegmentFailedError,
   type RecordInput,
@@ -20,6 +22,7 @@ import {
 import { batchByteLength, encodeBatch, encodeFrames, encodeSegmentHeader, scanBuffer } from '../../src/wal/frame.js';
 import { createJsBackend } from '../../src/wal/js-backend.js';
 import {
+  assertAddonFormat,
   loadNativeBackend,
   nativeSegmentTestHooks,
   rawWriteSyncLoop,
@@ -531,6 +534,47 @@ describe('WAL backend selection (src/wal/select-backend.ts)', function () {
     const bogus = run({ RAFTKV_WAL_BACKEND: 'bogus' });
     assert.notEqual(bogus.status, 0);
     assert.match(bogus.stderr, /RAFTKV_WAL_BACKEND must be 'js' or 'native'/);
+  });
+
+  it('the addon exports the frame-format constants of src/wal/backend.ts; a copy that differs is refused, naming it', function () {
+    const require = createRequire(import.meta.url);
+    const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+    const file = nodeGypBuild.resolve(process.cwd());
+    const addon = require(file) as { formatConstants: Record<string, unknown> };
+    assert.deepEqual({ ...addon.formatConstants }, { ...FORMAT_CONSTANTS });
+    assert.ok(Object.isFrozen(addon.formatConstants));
+    assertAddonFormat(addon.formatConstants, file);
+    assert.throws(() => assertAddonFormat(undefined, file), new RegExp(`${file} is not a compatible raftkv addon: it exports no formatConstants`));
+    assert.throws(
+      () => assertAddonFormat({ ...FORMAT_CONSTANTS, formatVersion: 1, typeCommit: 9 }, file),
+      /frames the WAL differently from this package \(src\/wal\/backend\.ts\): formatVersion 1 \(expected 2\), typeCommit 9 \(expected 7\); rebuild it/,
+    );
+    assert.throws(() => assertAddonFormat({ ...FORMAT_CONSTANTS, extra: 1 }, file), /extra \(unknown to this package\)/);
+  });
+
+  it('a package whose frame format differs from the addon it finds falls back to js and says why', function () {
+    // A copy of the package whose backend.ts claims format 3, loading this checkout's build.
+    const copy = tempRoot('format-mismatch');
+    try {
+      fs.cpSync(path.join(process.cwd(), 'src'), path.join(copy, 'src'), { recursive: true });
+      const backendTs = path.join(copy, 'src', 'wal', 'backend.ts');
+      const source = fs.readFileSync(backendTs, 'utf8');
+      assert.match(source, /export const WAL_FORMAT_VERSION = 2;/);
+      fs.writeFileSync(backendTs, source.replace('export const WAL_FORMAT_VERSION = 2;', 'export const WAL_FORMAT_VERSION = 3;'));
+      fs.copyFileSync(path.join(process.cwd(), 'package.json'), path.join(copy, 'package.json'));
+      fs.symlinkSync(path.join(process.cwd(), 'node_modules'), path.join(copy, 'node_modules'));
+      fs.symlinkSync(path.join(process.cwd(), 'build'), path.join(copy, 'build'));
+      const fallback = run({ RAFTKV_WAL_BACKEND: '' }, copy);
+      assert.equal(fallback.status, 0, fallback.stderr);
+      const info = JSON.parse(fallback.stdout) as { name: string; reason: string };
+      assert.equal(info.name, 'js');
+      assert.match(info.reason, /native addon unavailable: .*frames the WAL differently from this package .*formatVersion 2 \(expected 3\)/);
+      const forced = run({ RAFTKV_WAL_BACKEND: 'native' }, copy);
+      assert.notEqual(forced.status, 0);
+      assert.match(forced.stderr, /RAFTKV_WAL_BACKEND=native but the native addon cannot be loaded: .*formatVersion 2 \(expected 3\)/);
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('falls back to js with one stderr line when the addon cannot load; forced native then throws', function () {
