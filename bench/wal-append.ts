@@ -39,7 +39,7 @@ import {
   type WalBackend,
   type WalMode,
 } from '../src/wal/backend.js';
-import { encodeFrames, encodeSegmentHeader, framesByteLength } from '../src/wal/frame.js';
+import { batchByteLength, encodeBatch, encodeSegmentHeader } from '../src/wal/frame.js';
 import { createJsBackend } from '../src/wal/js-backend.js';
 import {
   loadNativeBackend,
@@ -261,7 +261,7 @@ function randomSalt(): number {
 
 /** Bytes to preallocate for a run: what this row did per second so far, with headroom. */
 function spaceFor(accumulator: RowAccumulator, point: Point, seconds: number): number {
-  const framedPerRecord = framesByteLength(makeBatch({ ...point, batch: 1 }));
+  const framedPerRecord = batchByteLength(makeBatch({ ...point, batch: 1 }));
   const guess = Math.min(400e6, framedPerRecord * point.batch * 4000);
   const rate = accumulator.bytesPerSec > 0 ? accumulator.bytesPerSec * 1.6 : guess;
   return rate * (framedPerRecord / point.recordBytes) * seconds + 4096;
@@ -277,7 +277,7 @@ function walBackendTarget(
   const name = backend.name;
   const accumulator = new RowAccumulator(name, mode, point);
   const batch = makeBatch(point);
-  const batchFrameBytes = framesByteLength(batch);
+  const batchFrameBytes = batchByteLength(batch);
   return {
     accumulator,
     async run(seconds, sink) {
@@ -388,7 +388,8 @@ function nodeFsBaseline(
         const deadline = start + seconds * 1000;
         while (performance.now() < deadline && written < FILE_CAP_BYTES) {
           const t0 = performance.now();
-          const encoded = encodeFrames(batch, crc, salt);
+          // Each append synced before the next: its COMMIT frame states everything before it durable.
+          const encoded = encodeBatch(batch, { prevCrc: crc, salt, fileOffset: written, durableOffset: written });
           crc = encoded.lastCrc;
           await out.append(encoded.bytes);
           sink.latency((performance.now() - t0) * 1000);
