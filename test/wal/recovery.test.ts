@@ -16,6 +16,7 @@ import path from 'node:path';
 import { EntryType, type Entry, type HardState } from '../../src/raft/types.js';
 import { RecordType, type ScannedRecord, type WalBackend } from '../../src/wal/backend.js';
 import { WalCorruptionError } from '../../src/wal/errors.js';
+import { frameCrc } from '../../src/wal/frame.js';
 import { decodeEntry, decodeHardState } from '../../src/wal/records.js';
 import { parseSegmentFileName } from '../../src/wal/segment-name.js';
 import { Wal, type WalOptions } from '../../src/wal/wal.js';
@@ -312,6 +313,20 @@ for (const { name, backend } of backends) {
       });
     });
 
+    it('a segment of format version 1 (no COMMIT frames) is refused, naming the version', async () => {
+      const { dir, last } = await pristine(makeRandom(SEED + 8));
+      const bytes = fs.readFileSync(last);
+      bytes.writeUInt32LE(1, 16 + 8); // SEGMENT_HEADER payload: version
+      const header = readSegmentHeaderFramePayload(bytes);
+      bytes.writeUInt32LE(frameCrc(header.prevCrc, header.salt, bytes.subarray(0, 8), bytes.subarray(16, 56)), 8);
+      fs.writeFileSync(last, bytes);
+      await assert.rejects(Wal.open(dir, options()), (err: unknown) => {
+        assert.ok(!(err instanceof WalCorruptionError), 'not damage: a format this build does not read');
+        assert.match(String(err), new RegExp(`${last}: unsupported raftkv WAL format version 1 \\(this build reads version 2 only: version 1 has no COMMIT frames`));
+        return true;
+      });
+    });
+
     it('a missing segment (sequence gap) refuses to open, naming the file after the gap', async () => {
       const { dir } = await pristine(makeRandom(SEED + 6), 'several');
       const files = segmentPaths(dir);
@@ -340,6 +355,11 @@ for (const { name, backend } of backends) {
       });
     });
   });
+}
+
+/** salt and prevCrc of a SEGMENT_HEADER frame at the start of `bytes` (whatever its version). */
+function readSegmentHeaderFramePayload(bytes: Buffer): { salt: number; prevCrc: number } {
+  return { salt: bytes.readUInt32LE(16 + 32), prevCrc: bytes.readUInt32LE(16 + 36) };
 }
 
 /** The crc chain value that the last of `files` starts from (the lastCrc of the one before). */
