@@ -9,7 +9,8 @@ export type ProposalDropReason =
   | 'conf-change-pending'
   | 'forwarding-disabled'
   | 'uncommitted-size-limit'
-  | 'not-a-member';
+  | 'not-a-member'
+  | 'invalid-conf-change';
 
 /** A proposal (or read / conf change) was not accepted. The caller decides whether to retry. */
 export class ProposalDroppedError extends Error {

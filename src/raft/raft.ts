@@ -22,6 +22,7 @@ import { ReadOnly } from './read-only.js';
 import { CompactedError, ConfigError, ProposalDroppedError } from './errors.js';
 import { assert, fail } from './assert.js';
 import { EMPTY_BYTES, entrySize, payloadsSize } from './util.js';
+import { decodeConfChange } from './codec.js';
 import type { RandomSource } from './types.js';
 
 /** Why a node campaigns: a pre-vote round, a real election, or a leadership transfer. */
@@ -905,12 +906,10 @@ export class Raft {
         this.leaderPropose(m, local);
         return;
       case MessageType.ReadIndex:
-        if (this.trk.isSingleton() && this.trk.isVoter(this.id)) {
-          // The only voter: our commit index is trivially confirmed.
-          this.respondToReadIndex(m, this.raftLog.committed);
-          return;
-        }
-        // A read index is only safe once we know the commit index of our term (§6.4).
+        // A read index is only safe once we know the commit index of our term (§6.4). That
+        // holds for the only voter too: after a restart its commit index may lag entries it
+        // acknowledged before (a commit-only hard state is written without fsync), and only
+        // committing an entry of its own term brings it up to date.
         if (!this.committedEntryInCurrentTerm()) {
           this.pendingReadIndexMessages.push(m);
           return;
@@ -931,6 +930,17 @@ export class Raft {
     }
     switch (m.type) {
       case MessageType.AppResp:
+        if (!m.reject && m.index > this.raftLog.lastIndex()) {
+          // An ack for entries we never had: forged, or from a node whose log does not come
+          // from ours. Believing it would count it towards commits and make us send from there.
+          this.logger.warn('ignoring append response beyond our last index', {
+            id: this.id,
+            from: m.from,
+            index: m.index,
+            lastIndex: this.raftLog.lastIndex(),
+          });
+          return;
+        }
         this.handleAppendResponse(m, pr);
         return;
       case MessageType.HeartbeatResp: {
@@ -1016,6 +1026,17 @@ export class Raft {
     }
     if (this.leadTransferee !== NONE) {
       throw new ProposalDroppedError('transferring-leader', `transfer to ${this.leadTransferee} in progress`);
+    }
+    for (let i = 0; i < m.entries.length; i++) {
+      const e = m.entries[i]!;
+      if (e.type !== EntryType.ConfChange) continue;
+      // Decoded now, not first when applied: an undecodable change, once committed, would stop
+      // every node that applies it (and again after each restart: it is in their logs).
+      try {
+        decodeConfChange(e.data);
+      } catch (err) {
+        throw new ProposalDroppedError('invalid-conf-change', (err as Error).message);
+      }
     }
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i]!;
@@ -1142,6 +1163,21 @@ export class Raft {
   }
 
   private stepFollower(m: Message): void {
+    if (
+      (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) &&
+      this.lead !== NONE && m.from !== this.lead
+    ) {
+      // A term has one leader (§5.2) and we know who it is: this message is forged or from a
+      // confused node. Obeying it would make us follow (and forward requests to) the sender.
+      this.logger.warn('ignoring a leader message from a node that does not lead this term', {
+        id: this.id,
+        term: this.term,
+        lead: this.lead,
+        from: m.from,
+        type: MessageType[m.type],
+      });
+      return;
+    }
     switch (m.type) {
       case MessageType.Prop:
         if (this.lead === NONE) throw new ProposalDroppedError('no-leader', `follower at term ${this.term}`);
@@ -1233,6 +1269,18 @@ export class Raft {
   }
 
   private handleHeartbeat(m: Message): void {
+    if (m.commit > this.raftLog.lastIndex()) {
+      // A leader never tells a follower to commit past the follower's acknowledged match, so
+      // this heartbeat is forged or our log lost entries we acknowledged; either way it must
+      // not be obeyed (commitTo would fail) nor answered (the answer counts as a read ack).
+      this.logger.warn('ignoring heartbeat: its commit index is beyond our log', {
+        id: this.id,
+        from: m.from,
+        commit: m.commit,
+        lastIndex: this.raftLog.lastIndex(),
+      });
+      return;
+    }
     this.raftLog.commitTo(m.commit);
     const r = newMessage(MessageType.HeartbeatResp, this.id, m.from, 0);
     r.context = m.context;
@@ -1323,6 +1371,11 @@ export class Raft {
   }
 
   private sendReadIndexResponse(m: Message): void {
+    if (this.trk.isSingleton() && this.trk.isVoter(this.id)) {
+      // The only voter: nobody else can have been elected, no round of acks is needed.
+      this.respondToReadIndex(m, this.raftLog.committed);
+      return;
+    }
     if (this.readOnly.option === 'lease-based' && this.holdsLease()) {
       // No other leader can have been elected while a quorum still refuses votes.
       this.respondToReadIndex(m, this.raftLog.committed);

@@ -63,14 +63,7 @@ import { assert, fail } from './assert.js';
 import { EMPTY_BYTES, payloadsSize } from './util.js';
 import { encodeConfChange } from './codec.js';
 import { getStatus, type Status } from './status.js';
-
-const LOCAL_TYPES = new Set<MessageType>([
-  MessageType.Hup,
-  MessageType.Beat,
-  MessageType.Unreachable,
-  MessageType.SnapStatus,
-  MessageType.CheckQuorum,
-]);
+import { messageProblem } from './message-check.js';
 
 const RESPONSE_TYPES = new Set<MessageType>([
   MessageType.AppResp,
@@ -79,9 +72,10 @@ const RESPONSE_TYPES = new Set<MessageType>([
   MessageType.HeartbeatResp,
 ]);
 
-const KNOWN_TYPES = new Set<number>(
-  Object.values(MessageType).filter((v): v is number => typeof v === 'number'),
-);
+/** Requests a follower forwards to the leader; they keep the requester's id in `from`. */
+function isForwardable(t: MessageType): boolean {
+  return t === MessageType.Prop || t === MessageType.ReadIndex || t === MessageType.TransferLeader;
+}
 
 function isParallelType(t: MessageType): boolean {
   return (
@@ -163,18 +157,20 @@ export class RawNode {
   }
 
   /**
-   * Processes a message received from the network. Local message types throw StepError;
-   * malformed numbers throw InvariantError (the codec validates wire data before this).
+   * Processes a message received from the network. A message no correct node sends (local
+   * types, malformed fields, entries that do not follow `index`, an undecodable ConfChange…:
+   * see messageProblem, which the transport applies too) throws StepError and changes nothing.
    * A forwarded proposal the leader cannot accept is dropped (the proposer retries).
    */
   step(m: Message): void {
-    if (m === null || typeof m !== 'object') throw new StepError('step: message must be an object');
-    if (!KNOWN_TYPES.has(m.type)) throw new StepError(`step: unknown message type ${String(m.type)}`);
-    if (LOCAL_TYPES.has(m.type)) {
-      throw new StepError(`step: local message type ${MessageType[m.type]} cannot be stepped`);
-    }
-    checkMessageNumbers(m);
+    const problem = messageProblem(m);
+    if (problem !== null) throw new StepError(`step: ${problem}`);
     const r = this.raft;
+    if (m.to !== r.id) throw new StepError(`step: ${MessageType[m.type]} addressed to ${m.to}, this is node ${r.id}`);
+    if (m.from === r.id && !isForwardable(m.type)) {
+      // Only a request forwarded back to us can name us as its sender.
+      throw new StepError(`step: ${MessageType[m.type]} claims to come from this node`);
+    }
     if (RESPONSE_TYPES.has(m.type) && !r.trk.progress.has(m.from)) {
       this.logger.debug('ignoring response from unknown peer', { id: r.id, from: m.from, type: MessageType[m.type] });
       return;
@@ -397,40 +393,4 @@ function validateConfChange(cc: ConfChange): void {
     throw new ConfigError(`conf change node id must be a positive safe integer, got ${cc.nodeId}`);
   }
   if (!(cc.context instanceof Uint8Array)) throw new ConfigError('conf change context must be a Uint8Array');
-}
-
-function isIdx(n: number): boolean {
-  return Number.isSafeInteger(n) && n >= 0;
-}
-
-/** Boundary check: every term and index in a stepped message is a safe integer. */
-function checkMessageNumbers(m: Message): void {
-  if (
-    !(isIdx(m.from) && isIdx(m.to) && isIdx(m.term) && isIdx(m.logTerm) && isIdx(m.index) &&
-      isIdx(m.commit) && isIdx(m.rejectHint))
-  ) {
-    fail(
-      `step: message numbers must be non-negative safe integers (type ${MessageType[m.type]}, from ${m.from}, term ${m.term}, logTerm ${m.logTerm}, index ${m.index}, commit ${m.commit}, rejectHint ${m.rejectHint})`,
-    );
-  }
-  if (!Array.isArray(m.entries) || !(m.context instanceof Uint8Array)) {
-    fail(`step: message ${MessageType[m.type]} from ${m.from} has malformed entries/context`);
-  }
-  const ents = m.entries;
-  for (let i = 0; i < ents.length; i++) {
-    const e = ents[i]!;
-    if (!(isIdx(e.term) && isIdx(e.index) && e.data instanceof Uint8Array)) {
-      fail(`step: entry ${i} of ${MessageType[m.type]} from ${m.from} is malformed`);
-    }
-    if (i > 0 && m.type === MessageType.App && e.index !== ents[i - 1]!.index + 1) {
-      fail(`step: App from ${m.from} has non-contiguous entries`);
-    }
-  }
-  if (m.type === MessageType.App && ents.length > 0 && ents[0]!.index !== m.index + 1) {
-    fail(`step: App from ${m.from} entries start at ${ents[0]!.index}, expected ${m.index + 1}`);
-  }
-  if (m.snapshot !== null) {
-    const md = m.snapshot.metadata;
-    if (!(isIdx(md.index) && isIdx(md.term))) fail(`step: snapshot metadata from ${m.from} is malformed`);
-  }
 }

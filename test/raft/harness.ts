@@ -248,9 +248,11 @@ export class TestNode {
 
     // Rule 3: rd.messages depend on what was just persisted.
     for (const m of rd.messages) {
-      // A follower re-forwards a proposal / read request it was forwarded (its leader changed
-      // meanwhile) with the original requester as `from`, as etcd does; all else is from this node.
-      if (m.type !== MessageType.Prop && m.type !== MessageType.ReadIndex) assert.equal(m.from, this.id, `${where}: message not from this node: ${describe_(m)}`);
+      // A follower forwards a proposal, read or transfer request (also one it was forwarded: its
+      // leader changed meanwhile) with the original requester as `from`, as etcd does; all else
+      // is from this node.
+      const forwardable = m.type === MessageType.Prop || m.type === MessageType.ReadIndex || m.type === MessageType.TransferLeader;
+      if (!forwardable) assert.equal(m.from, this.id, `${where}: message not from this node: ${describe_(m)}`);
       if (m.type !== MessageType.PreVote && m.type !== MessageType.PreVoteResp) {
         assert.ok(m.term <= durable.term, `${where}: ${describe_(m)} carries term ${m.term} but durable term is ${durable.term}`);
       }

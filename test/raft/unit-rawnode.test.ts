@@ -117,11 +117,12 @@ describe('RawNode', function () {
       assert.throws(() => n.step(msg({ type, from: 2, to: 1 })), StepError);
     }
     assert.throws(() => n.step(msg({ type: 77 as MessageType, from: 2, to: 1 })), StepError);
-    assert.throws(() => n.step(msg({ type: MessageType.App, from: 2, to: 1, term: 2 ** 53 })), InvariantError);
-    assert.throws(() => n.step(msg({ type: MessageType.App, from: 2, to: 1, term: 1, index: -1 })), InvariantError);
+    // A malformed message is the sender's fault, not a broken invariant of this node: StepError.
+    assert.throws(() => n.step(msg({ type: MessageType.App, from: 2, to: 1, term: 2 ** 53 })), StepError);
+    assert.throws(() => n.step(msg({ type: MessageType.App, from: 2, to: 1, term: 1, index: -1 })), StepError);
     assert.throws(
       () => n.step(msg({ type: MessageType.App, from: 2, to: 1, term: 1, index: 0, entries: [{ term: 1, index: 3, type: EntryType.Normal, data: new Uint8Array() }] })),
-      InvariantError,
+      StepError,
       'entries must follow index',
     );
     assert.equal(n.status().term, 0, 'nothing was applied');
