@@ -1,6 +1,7 @@
 /** Peer transport: pipelined undici clients + node:http peer server. */
 export { Transport } from './transport.js';
 export { estimateMessageBytes } from './peer.js';
+export type { MessageCheck } from './validate.js';
 export { trace, traceNow, traceOn } from './trace.js';
 export {
   HEADER_SNAPSHOT_STREAM,

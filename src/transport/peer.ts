@@ -1,11 +1,21 @@
 /**
  * The sending side for one remote peer: a bounded queue, one pipelined undici `Client` for
- * message batches, a separate `Client` for streamed snapshots, and a reconnect backoff gate.
+ * message batches, one for forwarded proposals, a separate `Client` for streamed snapshots,
+ * and a reconnect backoff gate.
  *
  * Why this shape (see docs: undici Client pipelining; etcd rafthttp peer.send):
  * - undici pipelines a request only when it is `idempotent: true`, `blocking: false` and has a
- *   Buffer body; Raft messages tolerate duplication (undici may retry an idempotent request
- *   after a head-of-line failure) so all batches are sent that way.
+ *   Buffer body. Raft messages tolerate duplication, so batches are sent that way, and undici
+ *   re-sends them: when a connection closes it fails the first request of the pipeline and
+ *   sends every other written-but-unanswered one again on a new connection (also after a
+ *   response timeout, which closes the connection).
+ * - Except proposals (Prop): the leader appends a re-sent Prop again, and the state machine
+ *   would apply it twice. They go on their own connection, one request at a time, `idempotent:
+ *   false`: undici writes such a request only when nothing else is running on its connection,
+ *   so it is always the head of the pipeline and fails instead of being sent again. Kept off
+ *   the batch connection because that waiting would stall the appends and heartbeats behind
+ *   it. Not asking for a held answer (reply.ts), the request is answered at once. (The runtime
+ *   also skips a proposal applied twice; see node/proposal-dedup.ts.)
  * - undici's own queue is unbounded, so this class keeps the queue: at most `pipelining`
  *   requests are handed to undici; the rest wait here, bounded by count and bytes, and whatever
  *   does not fit is dropped and reported as unreachable, like etcd's non-blocking channel send.
@@ -20,7 +30,7 @@ import { decodeMessages, encodeMessage, encodeMessages } from '../raft/codec.js'
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import type { HeldReply } from './reply.js';
 import { trace, traceOn } from './trace.js';
-import { batchProblem, type SenderStatus } from './validate.js';
+import { batchProblem, type MessageCheck, type SenderStatus } from './validate.js';
 import { postSnapshotStream, type SnapshotBody } from './snapshot-stream.js';
 import {
   HEADER_ACCEPT_REPLIES,
@@ -70,6 +80,8 @@ export interface PeerSenderContext {
   releaseReplies(peer: NodeId): void;
   /** Membership as the peer server sees it, to validate batches carried back in answers. */
   senderStatus(id: NodeId): SenderStatus;
+  /** The receiver's own message check, applied to answers as to requests. */
+  checkMessage: MessageCheck | null;
   /** Delivers a batch the peer carried back in an answer (validated). */
   onMessages(msgs: Message[]): void;
 }
@@ -117,20 +129,58 @@ export function peerOrigin(url: string): string {
   return parsed.origin;
 }
 
+/** Messages not yet handed to undici, with their size estimates. */
+class SendQueue {
+  messages: Message[] = [];
+  sizes: number[] = [];
+  bytes = 0;
+
+  get length(): number {
+    return this.messages.length;
+  }
+
+  push(m: Message, size: number): void {
+    this.messages.push(m);
+    this.sizes.push(size);
+    this.bytes += size;
+  }
+
+  /** How many messages from the front fit in `bodyMax` by estimate (at least one). */
+  prefixFitting(bodyMax: number): number {
+    let count = 0;
+    let bytes = 0;
+    while (count < this.messages.length && (count === 0 || bytes + this.sizes[count]! <= bodyMax)) {
+      bytes += this.sizes[count]!;
+      count++;
+    }
+    return count;
+  }
+
+  remove(count: number): void {
+    if (count === 0) return;
+    for (let i = 0; i < count; i++) this.bytes -= this.sizes[i]!;
+    this.messages = this.messages.slice(count);
+    this.sizes = this.sizes.slice(count);
+    if (this.messages.length === 0) this.bytes = 0;
+  }
+}
+
 export class PeerSender {
   readonly id: NodeId;
   readonly url: string;
   private readonly ctx: PeerSenderContext;
   private readonly origin: string;
   private readonly client: Client;
+  private proposalClient: Client | null = null;
   private snapshotClient: Client | null = null;
   private readonly headers: Record<string, string>;
+  private readonly proposalHeaders: Record<string, string>;
 
-  // Queue of messages not yet handed to undici; sizes[i] is the estimate for queue[i].
-  private queue: Message[] = [];
-  private sizes: number[] = [];
-  private queuedBytes = 0;
+  private readonly queue = new SendQueue();
+  /** Prop messages, sent on proposalClient (see the module comment). */
+  private readonly proposals = new SendQueue();
   private inflight = 0;
+  private proposalInFlight = false;
   private snapshotInFlight = false;
   /** Drops happened since the last flush: report unreachable once, from the flush. */
   private unreachablePending = false;
@@ -169,6 +219,9 @@ export class PeerSender {
       [HEADER_TO]: String(id),
       [HEADER_ACCEPT_REPLIES]: '1',
     };
+    // No held answer: nothing travels back to a proposal, and the next one waits for this.
+    const { [HEADER_ACCEPT_REPLIES]: _replies, ...proposalHeaders } = this.headers;
+    this.proposalHeaders = proposalHeaders;
   }
 
   /** Queue a (non-snapshot) message; drops it when backing off or when the queue is full. */
@@ -180,13 +233,14 @@ export class PeerSender {
     }
     const size = estimateMessageBytes(m);
     const { queueMessagesMax, queueBytesMax } = this.ctx.limits;
-    if (this.queue.length >= queueMessagesMax || this.queuedBytes + size > queueBytesMax) {
+    if (
+      this.queue.length + this.proposals.length >= queueMessagesMax ||
+      this.queue.bytes + this.proposals.bytes + size > queueBytesMax
+    ) {
       this.drop(1);
       return;
     }
-    this.queue.push(m);
-    this.sizes.push(size);
-    this.queuedBytes += size;
+    (m.type === MessageType.Prop ? this.proposals : this.queue).push(m, size);
     this.ctx.scheduleFlush(this);
   }
 
@@ -200,54 +254,64 @@ export class PeerSender {
       this.unreachablePending = false;
       this.ctx.onUnreachable(this.id);
     }
-    const bodyMax = this.ctx.limits.bodyBytesMax;
     let replied = false;
     while (this.queue.length > 0) {
       // Take the longest prefix that is estimated to fit in one body (at least one message).
-      let count = 0;
-      let bytes = 0;
-      while (count < this.queue.length && (count === 0 || bytes + this.sizes[count]! <= bodyMax)) {
-        bytes += this.sizes[count]!;
-        count++;
-      }
+      const count = this.queue.prefixFitting(this.ctx.limits.bodyBytesMax);
       // Only answers (acks, votes…) ride in held answers: they may overtake each other, which
       // Raft shrugs off (stale acks are ignored), while appends and heartbeats keep the
       // strict order of this connection's pipeline.
       let answersOnly = true;
-      for (let i = 0; i < count && answersOnly; i++) answersOnly = isAnswer(this.queue[i]!.type);
+      for (let i = 0; i < count && answersOnly; i++) answersOnly = isAnswer(this.queue.messages[i]!.type);
       const reply = answersOnly ? this.ctx.takeReply(this.id) : undefined;
       if (reply === undefined && this.inflight >= this.ctx.pipelining) break;
-      let batch = this.queue.slice(0, count);
-      let encoded = encodeMessages(batch);
-      // The estimate can be off; halve until the encoding fits.
-      while (encoded.byteLength > bodyMax && batch.length > 1) {
-        count = Math.ceil(count / 2);
-        batch = batch.slice(0, count);
-        encoded = encodeMessages(batch);
-      }
-      this.removeFromQueue(count);
-      if (encoded.byteLength > bodyMax) {
-        this.ctx.logger.warn('transport: message larger than bodyBytesMax dropped', {
-          peer: this.id,
-          type: batch[0]!.type,
-          bytes: encoded.byteLength,
-          bodyBytesMax: bodyMax,
-        });
+      const encoded = this.takeBatch(this.queue, count);
+      if (encoded === null) {
         reply?.release();
-        this.drop(1);
-        this.reportUnreachableNow();
         continue;
       }
       if (reply !== undefined) {
-        this.sendAsReply(reply, batch, encoded);
+        this.sendAsReply(reply, encoded.batch, encoded.bytes);
         replied = true;
       } else {
-        this.dispatch(batch, encoded);
+        this.dispatch(encoded.batch, encoded.bytes, false);
       }
     }
     // Held answers we did not use would hold up the peer's pipeline until their hold expires;
     // having just answered, answer the older ones too (the peer's next requests bring new ones).
     if (replied) this.ctx.releaseReplies(this.id);
+    // Proposals: one request at a time (see the module comment); what queues meanwhile goes
+    // in the next one.
+    while (this.proposals.length > 0 && !this.proposalInFlight) {
+      const encoded = this.takeBatch(this.proposals, this.proposals.prefixFitting(this.ctx.limits.bodyBytesMax));
+      if (encoded !== null) this.dispatch(encoded.batch, encoded.bytes, true);
+    }
+  }
+
+  /**
+   * Removes the first `count` messages (fewer if their encoding is larger than estimated) from
+   * `queue` and encodes them; null when the first one alone is too large to send (dropped).
+   */
+  private takeBatch(queue: SendQueue, count: number): { batch: Message[]; bytes: Uint8Array } | null {
+    const bodyMax = this.ctx.limits.bodyBytesMax;
+    let batch = queue.messages.slice(0, count);
+    let encoded = encodeMessages(batch);
+    // The estimate can be off; halve until the encoding fits.
+    while (encoded.byteLength > bodyMax && batch.length > 1) {
+      batch = batch.slice(0, Math.ceil(batch.length / 2));
+      encoded = encodeMessages(batch);
+    }
+    queue.remove(batch.length);
+    if (encoded.byteLength <= bodyMax) return { batch, bytes: encoded };
+    this.ctx.logger.warn('transport: message larger than bodyBytesMax dropped', {
+      peer: this.id,
+      type: batch[0]!.type,
+      bytes: encoded.byteLength,
+      bodyBytesMax: bodyMax,
+    });
+    this.drop(1);
+    this.reportUnreachableNow();
+    return null;
   }
 
   private sendAsReply(reply: HeldReply, batch: Message[], encoded: Uint8Array): void {
@@ -349,9 +413,9 @@ export class PeerSender {
       badReplies: this.badReplies,
       droppedMessages: this.droppedMessages,
       failures: this.failures,
-      queuedMessages: this.queue.length,
-      queuedBytes: this.queuedBytes,
-      inflightRequests: this.inflight,
+      queuedMessages: this.queue.length + this.proposals.length,
+      queuedBytes: this.queue.bytes + this.proposals.bytes,
+      inflightRequests: this.inflight + (this.proposalInFlight ? 1 : 0),
       backingOff: this.isBackingOff(),
       snapshotsSent: this.snapshotsSent,
       snapshotsFailed: this.snapshotsFailed,
@@ -359,29 +423,41 @@ export class PeerSender {
     };
   }
 
-  /** Drop the queue and close both connections; no callbacks fire afterwards. */
+  /** Drop the queues and close every connection; no callbacks fire afterwards. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.droppedMessages += this.queue.length;
-    this.removeFromQueue(this.queue.length);
+    this.dropQueued();
     const closing = [this.client.destroy()];
+    if (this.proposalClient !== null) closing.push(this.proposalClient.destroy());
     if (this.snapshotClient !== null) closing.push(this.snapshotClient.destroy());
     await Promise.all(closing);
   }
 
-  private dispatch(batch: Message[], encoded: Uint8Array): void {
-    this.inflight++;
+  /** Sends a batch as a request: on the batch connection, or (`proposals`) on the proposal
+   * connection, where undici never sends it twice (see the module comment). */
+  private dispatch(batch: Message[], encoded: Uint8Array, proposals: boolean): void {
+    if (proposals) this.proposalInFlight = true;
+    else this.inflight++;
     if (traceOn) traceBatch('out', batch, this.id);
     const body = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-    this.client
+    const client = proposals
+      ? (this.proposalClient ??= new Client(this.origin, {
+          pipelining: 1,
+          headersTimeout: this.ctx.requestTimeoutMs,
+          bodyTimeout: this.ctx.requestTimeoutMs,
+          connect: { timeout: this.ctx.connectTimeoutMs },
+          maxResponseSize: MAX_RESPONSE_BYTES,
+        }))
+      : this.client;
+    client
       .request({
         path: PATH_MESSAGES,
         method: 'POST',
-        headers: this.headers,
+        headers: proposals ? this.proposalHeaders : this.headers,
         body,
-        idempotent: true,
-        blocking: false,
+        idempotent: !proposals,
+        blocking: proposals,
       })
       .then(async (res): Promise<BatchOutcome> => {
         if (res.statusCode === 204) {
@@ -400,7 +476,8 @@ export class PeerSender {
       })
       .catch((err: unknown): BatchOutcome => ({ status: 0, reason: errorText(err), reply: null }))
       .then(({ status, reason, reply }) => {
-        this.inflight--;
+        if (proposals) this.proposalInFlight = false;
+        else this.inflight--;
         if (this.stopped) return;
         if (status === 204 || status === 200) {
           this.sentMessages += batch.length;
@@ -415,7 +492,7 @@ export class PeerSender {
         } else {
           this.batchFailed(batch.length, status, reason);
         }
-        if (this.queue.length > 0) this.ctx.scheduleFlush(this);
+        if (this.queue.length > 0 || this.proposals.length > 0) this.ctx.scheduleFlush(this);
       });
   }
 
@@ -426,7 +503,7 @@ export class PeerSender {
     if (problem === null && body !== null) {
       try {
         msgs = decodeMessages(body);
-        problem = batchProblem(msgs, this.id, this.ctx.selfId, (id) => this.ctx.senderStatus(id));
+        problem = batchProblem(msgs, this.id, this.ctx.selfId, (id) => this.ctx.senderStatus(id), this.ctx.checkMessage);
       } catch (err) {
         problem = `malformed message batch: ${errorText(err)}`;
       }
@@ -480,8 +557,7 @@ export class PeerSender {
     this.consecutiveFailures++;
     this.backoffUntil = now + delay;
     // What is queued would only go stale while we wait.
-    this.droppedMessages += this.queue.length;
-    this.removeFromQueue(this.queue.length);
+    this.dropQueued();
   }
 
   private isBackingOff(): boolean {
@@ -501,12 +577,10 @@ export class PeerSender {
     this.ctx.onUnreachable(this.id);
   }
 
-  private removeFromQueue(count: number): void {
-    if (count === 0) return;
-    for (let i = 0; i < count; i++) this.queuedBytes -= this.sizes[i]!;
-    this.queue = this.queue.slice(count);
-    this.sizes = this.sizes.slice(count);
-    if (this.queue.length === 0) this.queuedBytes = 0;
+  private dropQueued(): void {
+    this.droppedMessages += this.queue.length + this.proposals.length;
+    this.queue.remove(this.queue.length);
+    this.proposals.remove(this.proposals.length);
   }
 }
 

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { decodeMessage, decodeMessages } from '../raft/codec.js';
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import { HeldReply } from './reply.js';
-import { batchProblem, envelopeProblem, type SenderStatus } from './validate.js';
+import { batchProblem, peerMessageProblem, type MessageCheck, type SenderStatus } from './validate.js';
 import {
   HEADER_ACCEPT_REPLIES,
   HEADER_CLUSTER_ID,
@@ -36,6 +36,8 @@ export interface PeerServerOptions {
   logger: TransportLogger;
   /** Whether `from` may talk to us: a current member, a removed one (410) or unknown (403). */
   senderStatus(from: NodeId): SenderStatus;
+  /** The receiver's own check of each message (see TransportOptions.checkMessage). */
+  checkMessage?: MessageCheck;
   onMessages(msgs: Message[]): void;
   onSnapshot?(msg: Message): Promise<void>;
   /** A streamed snapshot (snapshot-stream.ts): the receiver must read `body` to its end (or
@@ -163,6 +165,7 @@ export class PeerServer {
     }
     const from = parseNodeId(req.headers[HEADER_FROM]);
     if (from === null) throw new Rejection(400, `missing or invalid ${HEADER_FROM} header`);
+    if (from === this.opts.id) throw new Rejection(400, `request claims to come from this node (${from})`);
     const status = this.opts.senderStatus(from);
     if (status === 'removed') throw new Rejection(410, `node ${from} was removed from the cluster`);
     if (status === 'unknown') throw new Rejection(403, `node ${from} is not a member of the cluster`);
@@ -180,7 +183,7 @@ export class PeerServer {
     } catch (err) {
       throw new Rejection(400, `malformed message batch: ${errorMessage(err)}`);
     }
-    const problem = batchProblem(msgs, from, this.opts.id, (id) => this.opts.senderStatus(id));
+    const problem = batchProblem(msgs, from, this.opts.id, (id) => this.opts.senderStatus(id), this.opts.checkMessage ?? null);
     if (problem !== null) throw new Rejection(400, problem);
     this.counters.receivedBatches++;
     this.counters.receivedMessages += msgs.length;
@@ -208,7 +211,7 @@ export class PeerServer {
     if (m.type !== MessageType.Snap || m.snapshot === null) {
       throw new Rejection(400, `expected a Snap message with a snapshot, got ${MessageType[m.type] ?? m.type}`);
     }
-    const problem = envelopeProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id));
+    const problem = peerMessageProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id), this.opts.checkMessage ?? null);
     if (problem !== null) throw new Rejection(400, problem);
     this.counters.receivedSnapshots++;
     this.counters.receivedBytes += body.byteLength;
@@ -243,7 +246,7 @@ export class PeerServer {
     if (m.type !== MessageType.Snap || m.snapshot === null) {
       throw new Rejection(400, `expected a Snap message with a snapshot, got ${MessageType[m.type] ?? m.type}`);
     }
-    const problem = envelopeProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id));
+    const problem = peerMessageProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id), this.opts.checkMessage ?? null);
     if (problem !== null) throw new Rejection(400, problem);
     try {
       await receiver(m, stream.body, stream.bodyBytes);

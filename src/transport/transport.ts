@@ -105,6 +105,7 @@ export class Transport {
       takeReply: (peer) => this.takeReply(peer),
       releaseReplies: (peer) => this.releaseReplies(peer, true),
       senderStatus: (id) => this.senderStatus(id),
+      checkMessage: opts.checkMessage ?? null,
       onMessages: (msgs) => this.callback('onMessages', () => this.opts.onMessages(msgs)),
     };
     for (const [id, url] of opts.peers) {
@@ -119,6 +120,7 @@ export class Transport {
       snapshotBytesMax: this.limits.snapshotBytesMax,
       logger,
       senderStatus: (from) => this.senderStatus(from),
+      ...(opts.checkMessage !== undefined ? { checkMessage: opts.checkMessage } : {}),
       onMessages: (msgs) => this.opts.onMessages(msgs),
       ...(this.replyHoldMs > 0 ? { holdReply: (from: NodeId, r: HeldReply) => this.holdReply(from, r) } : {}),
       ...(opts.onSnapshot !== undefined ? { onSnapshot: (m: Message) => opts.onSnapshot!(m) } : {}),

@@ -9,6 +9,7 @@
 
 import type { Message, NodeId } from '../raft/types.js';
 import type { SnapshotBody } from './snapshot-stream.js';
+import type { MessageCheck } from './validate.js';
 
 /** Structured logger; structurally compatible with the Raft core's logger. */
 export interface TransportLogger {
@@ -68,6 +69,11 @@ export interface TransportOptions {
   /** Called with each received batch, in arrival order, synchronously from the request
    * handler. Throwing makes the request fail with 500 (the transport keeps serving). */
   onMessages(msgs: Message[]): void;
+  /** Checks every received message beyond what the Raft core requires (messageProblem, always
+   * applied): returns why the message must be refused, or null. A batch with a refused message
+   * is answered 400 with that reason and not delivered. The runtime checks the bytes it puts
+   * into entries and snapshots here. */
+  checkMessage?: MessageCheck;
   /** Called with a received `MessageType.Snap` message; the sender is told success once the
    * promise resolves. Without it snapshots are delivered through `onMessages`. */
   onSnapshot?(msg: Message): Promise<void>;

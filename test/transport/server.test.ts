@@ -162,13 +162,15 @@ describe('peer server', function () {
     // A follower forwards to the leader keeping the requester in `from`.
     node.addPeer(3, 'http://127.0.0.1:3');
     for (const type of [MessageType.Prop, MessageType.ReadIndex, MessageType.TransferLeader]) {
-      const a = await request('POST', '/raft', headers(), encodeMessages([msg(type, 3, 1)]));
+      // A forwarded proposal or read carries no term (TransferLeader carries the forwarder's).
+      const term = type === MessageType.TransferLeader ? 1 : 0;
+      const a = await request('POST', '/raft', headers(), encodeMessages([msg(type, 3, 1, { term })]));
       assert.equal(a.status, 204, MessageType[type]);
     }
     assert.deepEqual(inbox.messages.map((m) => m.from), [3, 3, 3]);
     const notForwardable = await request('POST', '/raft', headers(), encodeMessages([msg(MessageType.Heartbeat, 3, 1)]));
     assert.equal(notForwardable.status, 400);
-    const fromRemoved = await request('POST', '/raft', headers(), encodeMessages([msg(MessageType.Prop, 4, 1)]));
+    const fromRemoved = await request('POST', '/raft', headers(), encodeMessages([msg(MessageType.Prop, 4, 1, { term: 0 })]));
     assert.equal(fromRemoved.status, 400, 'a removed node cannot be the requester');
     await assertStillServing();
   });

@@ -174,6 +174,7 @@ describe('transport', function () {
     const data = new Uint8Array(snapshotBytes);
     for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096) & 0xff;
     a.send([msg(MessageType.Snap, 1, 2, {
+      term: 3,
       snapshot: { metadata: { index: 100, term: 3, confState: { voters: [1, 2], learners: [] } }, data },
     })]);
     // Heartbeats sent after the snapshot started, until three have arrived while the receiver
@@ -324,12 +325,12 @@ describe('transport', function () {
     a.addPeer(2, urlOf(b));
     b.addPeer(1, urlOf(a));
     const entry = (n: number, bytes: number) => ({ term: 1, index: n, type: 0, data: new Uint8Array(bytes).fill(n) });
-    a.send(Array.from({ length: 10 }, (_, n) => msg(MessageType.App, 1, 2, { index: n, entries: [entry(n, 20 * 1024)] })));
+    a.send(Array.from({ length: 10 }, (_, n) => msg(MessageType.App, 1, 2, { index: n, entries: [entry(n + 1, 20 * 1024)] })));
     await waitFor(() => inboxB.messages.length === 10, 'ten messages');
     assert.deepEqual(inboxB.messages.map((m) => m.index), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.ok(inboxB.batches >= 4, `${inboxB.batches} batches for 200 KiB with a 64 KiB cap`);
 
-    a.send([msg(MessageType.App, 1, 2, { index: 99, entries: [entry(99, 100 * 1024)] })]);
+    a.send([msg(MessageType.App, 1, 2, { index: 99, entries: [entry(100, 100 * 1024)] })]);
     a.send([msg(MessageType.Heartbeat, 1, 2, { index: 100 })]);
     await waitFor(() => inboxB.messages.length === 11, 'the heartbeat after the oversized message');
     assert.equal(inboxB.messages[10]!.index, 100);
