@@ -9,8 +9,10 @@
  * never resolve a promise made after it, even though sequence numbers start again from 1.
  */
 
-import type { NodeId } from '../raft/types.js';
+import { decodeConfChange } from '../raft/codec.js';
+import { EntryType, type Entry, type NodeId } from '../raft/types.js';
 import type { MembershipRefusal } from './errors.js';
+import { ProposalDedup, type DedupRecord } from './proposal-dedup.js';
 
 const PROPOSAL_MAGIC = 0xa5;
 const PROPOSAL_VERSION = 1;
@@ -141,6 +143,19 @@ export function decodeConfChangeContext(bytes: Uint8Array): ConfChangeContext {
   return ctx;
 }
 
+/** The request tag an entry carries (its proposal header, or its ConfChange's context), or null
+ * for entries without one (the leader's empty entries, data written by someone else). */
+export function requestTagOf(e: Entry): RequestTag | null {
+  if (e.type === EntryType.ConfChange) {
+    try {
+      return decodeConfChangeContext(decodeConfChange(e.data).context).tag;
+    } catch {
+      return null; // applying it reports the problem
+    }
+  }
+  return e.data.length > 0 ? decodeProposal(e.data).tag : null;
+}
+
 // ---------------------------------------------------------------------------------------------
 // ReadIndex context: only ever interpreted by the node that issued it.
 
@@ -168,7 +183,8 @@ export function decodeReadContext(bytes: Uint8Array, incarnation: number): numbe
 // ---------------------------------------------------------------------------------------------
 // Snapshot data: the runtime's own metadata (peer URLs of the members in the snapshot's
 // ConfState, which the ConfChange entries that carried them no longer provide once compacted,
-// and the ids removed from the cluster) followed by the state machine's bytes.
+// the ids removed from the cluster, and the table of applied proposals) followed by the state
+// machine's bytes.
 
 const SNAPSHOT_MAGIC = [0x52, 0x4b, 0x4e, 0x31]; // 'RKN1'
 const SNAPSHOT_HEADER_BYTES = 8; // magic(4) metaLength(4)
@@ -182,12 +198,17 @@ export interface SnapshotEnvelope {
    * existed: then nothing is known. */
   removedIds?: ReadonlySet<NodeId> | null;
   // --- end membership ---
+  /** The table of applied proposals (proposal-dedup.ts) at the snapshot's index. Absent when
+   * encoding: empty; snapshots written before it existed decode to an empty table. */
+  proposals?: DedupRecord[];
 }
 
 interface SnapshotMetaJson {
   peers?: Record<string, unknown>;
   /** membership: removed ids (absent in snapshots written before it existed) */
   removed?: unknown[];
+  /** applied proposals (absent in snapshots written before it existed) */
+  proposals?: unknown;
 }
 
 export function encodeSnapshotData(envelope: SnapshotEnvelope): Uint8Array {
@@ -197,6 +218,7 @@ export function encodeSnapshotData(envelope: SnapshotEnvelope): Uint8Array {
     metaJson.removed = [...envelope.removedIds].sort((a, b) => a - b);
   }
   // --- end membership ---
+  metaJson.proposals = envelope.proposals ?? [];
   const meta = new TextEncoder().encode(JSON.stringify(metaJson));
   const out = new Uint8Array(SNAPSHOT_HEADER_BYTES + meta.length + envelope.stateMachine.length);
   out.set(SNAPSHOT_MAGIC, 0);
@@ -209,7 +231,7 @@ export function encodeSnapshotData(envelope: SnapshotEnvelope): Uint8Array {
 /** Throws a clear error on data this runtime did not write (it never restores garbage into
  * the user's state machine). An empty snapshot (index 0) decodes to nothing. */
 export function decodeSnapshotData(data: Uint8Array): SnapshotEnvelope {
-  if (data.length === 0) return { peerUrls: new Map(), stateMachine: data };
+  if (data.length === 0) return { peerUrls: new Map(), stateMachine: data, proposals: [] };
   if (data.length < SNAPSHOT_HEADER_BYTES || SNAPSHOT_MAGIC.some((b, i) => data[i] !== b)) {
     throw new Error('snapshot data was not written by the raftkv runtime (bad magic)');
   }
@@ -218,9 +240,16 @@ export function decodeSnapshotData(data: Uint8Array): SnapshotEnvelope {
     throw new Error(`snapshot data is truncated (metadata length ${metaLength}, total ${data.length} bytes)`);
   }
   const metaText = new TextDecoder().decode(data.subarray(SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_BYTES + metaLength));
-  const meta = JSON.parse(metaText) as SnapshotMetaJson;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(metaText);
+  } catch (err) {
+    throw new Error(`snapshot metadata is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('snapshot metadata is not an object');
+  const meta = parsed as SnapshotMetaJson;
   const peerUrls = new Map<NodeId, string>();
-  for (const [id, url] of Object.entries(meta.peers ?? {})) {
+  for (const [id, url] of Object.entries(typeof meta.peers === 'object' && meta.peers !== null ? meta.peers : {})) {
     const nodeId = Number(id);
     if (Number.isSafeInteger(nodeId) && nodeId > 0 && typeof url === 'string') peerUrls.set(nodeId, url);
   }
@@ -233,5 +262,13 @@ export function decodeSnapshotData(data: Uint8Array): SnapshotEnvelope {
     removedIds = new Set(meta.removed as NodeId[]);
   }
   // --- end membership ---
-  return { peerUrls, stateMachine: data.subarray(SNAPSHOT_HEADER_BYTES + metaLength), removedIds };
+  let proposals: DedupRecord[] = [];
+  if (meta.proposals !== undefined) {
+    try {
+      proposals = ProposalDedup.fromRecords(meta.proposals).toRecords();
+    } catch (err) {
+      throw new Error(`snapshot metadata: ${(err as Error).message}`);
+    }
+  }
+  return { peerUrls, stateMachine: data.subarray(SNAPSHOT_HEADER_BYTES + metaLength), removedIds, proposals };
 }

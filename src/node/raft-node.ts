@@ -91,6 +91,7 @@ import { REAL_CLOCK } from './runtime-io.js';
 import { NodeStorage, type NodeStorageStatus, type Replay } from './storage.js';
 import { LeaderWait } from './leader-wait.js';
 import { decodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
+import { peerMessageCheck } from './peer-check.js';
 import { LoopSpinner } from './loop-spin.js';
 import { nativeSchedYield } from '../wal/native-backend.js';
 
@@ -329,6 +330,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       listenHost: o.listenHost,
       listenPort: Number(o.selfUrl.port),
       onMessages: (msgs) => this.onPeerMessages(msgs),
+      checkMessage: peerMessageCheck,
       onSnapshot: (m) => this.onWholeSnapshot(m),
       snapshotSource: (m) => this.snapshotSource(m),
       onSnapshotStream: (m, body, bytes) => this.onSnapshotStream(m, body, bytes),

@@ -52,9 +52,18 @@ import {
   type Snapshot,
   type SoftState,
 } from '../raft/types.js';
-import { decodeConfChangeContext, decodeProposal, encodeSnapshotData, type ConfChangeRefusal, type RequestTag } from './envelope.js';
+import {
+  decodeConfChangeContext,
+  decodeProposal,
+  decodeSnapshotData,
+  encodeSnapshotData,
+  requestTagOf,
+  type ConfChangeRefusal,
+  type RequestTag,
+} from './envelope.js';
+import { ProposalDedup } from './proposal-dedup.js';
 import { removedIdsAfter, snapshotRemovedIds, transportMembership, usablePeerUrl } from './membership.js';
-import { captureStateMachine, encodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
+import { captureStateMachine, decodeSnapshotRef, encodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
 import type { NodeLogger, StateMachine } from './options.js';
 import type { Replay } from './storage.js';
 import type { RuntimeClock, RuntimeStorage, RuntimeTimer, RuntimeTracer, RuntimeTransport } from './runtime-io.js';
@@ -163,6 +172,8 @@ export class NodeRuntime<R = unknown> {
   private readonly peerUrls: Map<NodeId, string>;
   /** Ids removed and not re-added: answered 410 Gone, persisted in our snapshots. */
   private removedIds: Set<NodeId>;
+  /** Proposals applied so far, to skip repeats (proposal-dedup.ts); restored with snapshots. */
+  private appliedProposals: ProposalDedup;
 
   private running = true;
   private confStateValue: ConfState;
@@ -206,6 +217,7 @@ export class NodeRuntime<R = unknown> {
 
     this.snapshotIndexValue = replay.snapshot?.metadata.index ?? 0;
     this.applied = this.snapshotIndexValue;
+    this.appliedProposals = replay.snapshot === null ? new ProposalDedup() : proposalTableOf(replay.snapshot.data);
     this.confStateValue = this.memStorage.initialState().confState;
     this.termValue = replay.hardState.term;
 
@@ -484,6 +496,7 @@ export class NodeRuntime<R = unknown> {
     for (const [id, url] of peerUrls) this.recordPeerUrl(id, url);
     const removedIds = snapshotRemovedIds(snap.data);
     if (removedIds !== null) this.removedIds = new Set(removedIds);
+    this.appliedProposals = proposalTableOf(snap.data);
     const before = this.confStateValue;
     this.confStateValue = snap.metadata.confState;
     this.configChanged(before);
@@ -504,6 +517,16 @@ export class NodeRuntime<R = unknown> {
       if (e.index <= this.applied) continue; // covered by a snapshot we installed
       if (e.index !== this.applied + 1) {
         throw new InvariantError(`committed entry ${e.index} does not follow applied index ${this.applied}`);
+      }
+      const tag = requestTagOf(e);
+      if (tag !== null && !this.appliedProposals.admit(tag, e.index)) {
+        // A repeat of a proposal applied before (a re-sent request appended twice): applied as
+        // nothing, on every replica alike. Ours was settled by its first copy (or a snapshot).
+        this.logger.warn('skipping a repeated proposal', { index: e.index, origin: tag.origin, seq: tag.seq });
+        this.applied = e.index;
+        this.hooks.entryApplied(e, this.isOurs(tag) ? tag.seq : 0, { kind: 'empty' });
+        if (!this.running) return;
+        continue;
       }
       let ownSeq = 0;
       let outcome: AppliedOutcome<R>;
@@ -614,7 +637,12 @@ export class NodeRuntime<R = unknown> {
       // Streamed: the state goes to the file chunk by chunk (in the background, while entries
       // are applied: the state machine captured its state above); the core gets a descriptor.
       const metadata = { index, term: this.memStorage.term(index), confState };
-      const head = encodeSnapshotData({ peerUrls: urls, stateMachine: new Uint8Array(0), removedIds: this.removedIds });
+      const head = encodeSnapshotData({
+        peerUrls: urls,
+        stateMachine: new Uint8Array(0),
+        removedIds: this.removedIds,
+        proposals: this.appliedProposals.toRecords(),
+      });
       const stream = body;
       save = async () => {
         const { bodyBytes, bodyCrc } = await files.write(metadata, head, stream);
@@ -628,7 +656,7 @@ export class NodeRuntime<R = unknown> {
       const snap = this.memStorage.createSnapshot(
         index,
         confState,
-        encodeSnapshotData({ peerUrls: urls, stateMachine: smBytes!, removedIds: this.removedIds }),
+        encodeSnapshotData({ peerUrls: urls, stateMachine: smBytes!, removedIds: this.removedIds, proposals: this.appliedProposals.toRecords() }),
       );
       save = async () => {
         await this.storage.saveSnapshot(snap);
@@ -654,4 +682,10 @@ export class NodeRuntime<R = unknown> {
     await this.storage.releaseTo(index);
     this.logger.info('snapshot taken', { index, bytes, compactedTo: Math.max(compactIndex, 0) });
   }
+}
+
+/** The table of applied proposals a snapshot carries (inline data or a descriptor's head). */
+function proposalTableOf(data: Uint8Array): ProposalDedup {
+  const ref = decodeSnapshotRef(data);
+  return ProposalDedup.fromRecords(decodeSnapshotData(ref === null ? data : ref.head).proposals);
 }
