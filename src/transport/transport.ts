@@ -3,15 +3,17 @@
  *
  * Outgoing: `send()` sorts messages by destination; each peer has a bounded queue flushed once
  * per synchronous run of sends (one Ready pass) as one msgpack batch (`POST /raft`) on a pipelined HTTP/1.1 connection,
- * and a second connection for streamed snapshots (`POST /raft/snapshot`). See peer.ts.
+ * forwarded proposals on a connection of their own that never re-sends a request, and a third
+ * connection for streamed snapshots (`POST /raft/snapshot`). See peer.ts.
  * Incoming: a node:http server that validates and decodes what peers send. See server.ts.
  *
  * Answers (acks, vote and read-index responses) to a peer ride back in the held answer to that
  * peer's own request when there is one (reply.ts): one HTTP exchange per round trip.
  *
  * Delivery is best effort, as Raft expects: messages can be dropped (reported through
- * `onUnreachable`), duplicated (undici retries idempotent requests) or, across the batch and
- * snapshot connections and between answers sent as requests and as replies, reordered.
+ * `onUnreachable`), duplicated (undici re-sends the unanswered requests of a closed pipelined
+ * connection; never a proposal, which the leader would append twice) or, across connections
+ * and between answers sent as requests and as replies, reordered.
  * Appends, heartbeats and everything else that is not an answer go on the batch connection to
  * the peer only, and arrive in the order they were sent unless one is lost.
  */
