@@ -26,6 +26,7 @@ const crc32c = (b: Uint8Array, seed = 0) => getWalBackend().crc32c(b, seed) >>> 
 
 function snapMessage(data = new Uint8Array([1, 2, 3])): Message {
   return msg(MessageType.Snap, 2, 1, {
+    term: 2, // a leader's snapshot is never newer than its term
     snapshot: { metadata: { index: 50, term: 2, confState: { voters: [1, 2], learners: [] } }, data },
   });
 }
