@@ -59,48 +59,54 @@ export function messageProblem(m: Message): string | null {
   if (m === null || typeof m !== 'object') return 'message must be an object';
   if (!KNOWN_TYPES.has(m.type)) return `unknown message type ${String(m.type)}`;
   if (LOCAL_TYPES.has(m.type)) return `local message type ${typeName(m.type)} cannot come from the network`;
-  const what = `${typeName(m.type)} from ${String(m.from)}`;
-  if (!isNodeId(m.from)) return `${what}: sender must be a positive safe integer`;
-  if (!isNodeId(m.to)) return `${what}: addressee must be a positive safe integer, got ${String(m.to)}`;
+  const problem = fieldProblem(m);
+  return problem === null ? null : `${typeName(m.type)} from ${String(m.from)}: ${problem}`;
+}
+
+/** messageProblem without the prefix naming the message (built only when there is a problem:
+ * every message from a peer passes here, twice). */
+function fieldProblem(m: Message): string | null {
+  if (!isNodeId(m.from)) return 'sender must be a positive safe integer';
+  if (!isNodeId(m.to)) return `addressee must be a positive safe integer, got ${String(m.to)}`;
   // TransferLeader carries a node id (the transferee) in `index`, not a log position.
   const indexOk = m.type === MessageType.TransferLeader
     ? typeof m.index === 'number' && Number.isSafeInteger(m.index) && m.index >= 0
     : isWireNumber(m.index);
   if (!(isWireNumber(m.term) && isWireNumber(m.logTerm) && indexOk && isWireNumber(m.commit) && isWireNumber(m.rejectHint))) {
-    return `${what}: term, logTerm, index, commit and rejectHint must be integers in [0, 2^52] ` +
+    return `term, logTerm, index, commit and rejectHint must be integers in [0, 2^52] ` +
       `(got ${m.term}, ${m.logTerm}, ${m.index}, ${m.commit}, ${m.rejectHint})`;
   }
-  if (typeof m.reject !== 'boolean') return `${what}: reject must be a boolean`;
-  if (!(m.context instanceof Uint8Array)) return `${what}: context must be bytes`;
-  if (!Array.isArray(m.entries)) return `${what}: entries must be an array`;
+  if (typeof m.reject !== 'boolean') return 'reject must be a boolean';
+  if (!(m.context instanceof Uint8Array)) return 'context must be bytes';
+  if (!Array.isArray(m.entries)) return 'entries must be an array';
 
   // A forwarded proposal or read request travels without a term (like a local one); every
   // other message carries its sender's term, which is at least 1 (a Vote response with term 0
   // would break the core's "term is set" invariant).
   const termless = m.type === MessageType.Prop || m.type === MessageType.ReadIndex;
-  if (termless && m.term !== 0) return `${what}: must carry term 0, got ${m.term}`;
-  if (!termless && m.term === 0) return `${what}: term 0 (only a forwarded Prop or ReadIndex has none)`;
+  if (termless && m.term !== 0) return `must carry term 0, got ${m.term}`;
+  if (!termless && m.term === 0) return 'term 0 (only a forwarded Prop or ReadIndex has none)';
 
   if (m.entries.length > 0 && m.type !== MessageType.App && m.type !== MessageType.Prop) {
-    return `${what}: carries ${m.entries.length} entries; only App and Prop do`;
+    return `carries ${m.entries.length} entries; only App and Prop do`;
   }
   for (let i = 0; i < m.entries.length; i++) {
     const problem = entryProblem(m.entries[i]!);
-    if (problem !== null) return `${what}: entry ${i}: ${problem}`;
+    if (problem !== null) return `entry ${i}: ${problem}`;
   }
   if (m.type === MessageType.App) {
     const problem = appendProblem(m);
-    if (problem !== null) return `${what}: ${problem}`;
+    if (problem !== null) return problem;
   }
   if ((m.type === MessageType.Vote || m.type === MessageType.PreVote) && m.logTerm > m.term) {
     // The candidate's last entry cannot be newer than the term it campaigns for.
-    return `${what}: last log term ${m.logTerm} is above the campaign term ${m.term}`;
+    return `last log term ${m.logTerm} is above the campaign term ${m.term}`;
   }
   if (m.type === MessageType.Snap) {
     const problem = snapshotProblem(m);
-    if (problem !== null) return `${what}: ${problem}`;
+    if (problem !== null) return problem;
   } else if (m.snapshot !== null) {
-    return `${what}: carries a snapshot; only Snap does`;
+    return 'carries a snapshot; only Snap does';
   }
   return null;
 }
