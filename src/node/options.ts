@@ -5,6 +5,7 @@
 import type { NodeId } from '../raft/types.js';
 import { isReadIndexFanout, type ReadIndexFanout } from '../raft/config.js';
 import type { WalBackend } from '../wal/backend.js';
+import type { FileSystem } from '../wal/file-system.js';
 import { InvalidArgumentError } from './errors.js';
 
 /** A committed entry handed to the state machine (the runtime's envelope already removed). */
@@ -152,6 +153,9 @@ export interface RaftNodeOptions<R = unknown> {
   /** Advanced: the WAL backend to use (default: the native addon where it loads, else the
    * pure-TypeScript one). Tests use it to inject I/O faults. */
   walBackend?: WalBackend;
+  /** @internal For the deterministic simulator: the filesystem the data directory lives on
+   * (WAL, snapshots). Default node:fs; any other runs the js WAL backend over it. */
+  fileSystem?: FileSystem;
   /** Aborts start-up (start then rejects with StoppedError and releases everything); after
    * start-up, aborting stops the node like stop(). */
   signal?: AbortSignal;
@@ -191,6 +195,7 @@ export interface ResolvedOptions<R> {
   idleSpinUs: number;
   logger: NodeLogger;
   walBackend: WalBackend | null;
+  fileSystem: FileSystem | null;
   signal: AbortSignal | null;
 }
 
@@ -321,6 +326,7 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
     idleSpinUs: positiveInt('idleSpinUs', o.idleSpinUs, 1000, 0, 100_000),
     logger,
     walBackend: o.walBackend ?? null,
+    fileSystem: o.fileSystem ?? null,
     signal: o.signal ?? null,
   };
 }

@@ -16,7 +16,6 @@
 
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir } from 'node:fs/promises';
 
 import {
   InvariantError,
@@ -93,6 +92,7 @@ import { LeaderWait } from './leader-wait.js';
 import { decodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
 import { peerMessageCheck } from './peer-check.js';
 import { LoopSpinner } from './loop-spin.js';
+import { nodeFileSystem } from '../wal/file-system.js';
 import { nativeSchedYield } from '../wal/native-backend.js';
 
 
@@ -268,7 +268,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       if (o.signal?.aborted) throw new StoppedError('start', 'start-up aborted', o.signal.reason);
     };
     throwIfAborted();
-    await mkdir(o.dataDir, { recursive: true });
+    await (o.fileSystem ?? o.walBackend?.fileSystem ?? nodeFileSystem).mkdir(o.dataDir, { recursive: true });
     const { storage, replay } = await NodeStorage.open({
       dir: o.dataDir,
       nodeId: o.id,
@@ -277,6 +277,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       dirSync: o.dirSync,
       logger: o.logger,
       walBackend: o.walBackend,
+      fileSystem: o.fileSystem,
       walSegmentBytes: o.walSegmentBytes,
     });
     let node: RaftNode<R> | null = null;

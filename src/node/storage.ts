@@ -11,13 +11,13 @@
  * runtime turns that into a fail-stop.
  */
 
-import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Entry, HardState, NodeId, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import { Snapshotter, type SnapshotFileInfo } from '../snap/index.js';
 import type { WalBackend } from '../wal/backend.js';
 import { WalSnapshotNotFoundError } from '../wal/errors.js';
+import { nodeFileSystem, type FileSystem } from '../wal/file-system.js';
 import { Wal, type WalStatus } from '../wal/wal.js';
 import type { DirSyncPolicy, NodeLogger, WalModeName } from './options.js';
 import type { SnapshotFiles } from './runtime-io.js';
@@ -50,6 +50,8 @@ export interface NodeStorageOptions {
   dirSync: DirSyncPolicy;
   logger: NodeLogger;
   walBackend: WalBackend | null;
+  /** Default node:fs (or the backend's). A simulated disk runs the js backend over it. */
+  fileSystem?: FileSystem | null;
   walSegmentBytes: number | null;
 }
 
@@ -79,6 +81,7 @@ export class NodeStorage implements SnapshotFiles {
     private readonly snapshotter: Snapshotter,
     private readonly snapDir: string,
     lastSnapshotIndex: number,
+    private readonly fs: FileSystem,
   ) {
     this.lastSnapshotIndex = lastSnapshotIndex;
     this.lastStatus = wal.status();
@@ -87,7 +90,9 @@ export class NodeStorage implements SnapshotFiles {
   static async open(o: NodeStorageOptions): Promise<{ storage: NodeStorage; replay: Replay }> {
     const walDir = path.join(o.dir, 'wal');
     const snapDir = path.join(o.dir, 'snap');
-    await mkdir(snapDir, { recursive: true });
+    const fileSystem = o.fileSystem ?? null;
+    const fs = fileSystem ?? o.walBackend?.fileSystem ?? nodeFileSystem;
+    await fs.mkdir(snapDir, { recursive: true });
     const walLogger = {
       warn: (message: string) => o.logger.warn(message),
       info: (message: string) => o.logger.info(message),
@@ -97,6 +102,7 @@ export class NodeStorage implements SnapshotFiles {
       dirSync: o.dirSync,
       logger: walLogger,
       ...(o.walBackend !== null ? { backend: o.walBackend } : {}),
+      ...(fileSystem !== null ? { fs: fileSystem } : {}),
       ...(o.walSegmentBytes !== null ? { segmentBytes: o.walSegmentBytes } : {}),
     };
     const metadata = { nodeId: o.nodeId, clusterId: clusterIdHash(o.clusterId) };
@@ -104,14 +110,15 @@ export class NodeStorage implements SnapshotFiles {
       dirSync: o.dirSync,
       logger: walLogger,
       ...(o.walBackend !== null ? { backend: o.walBackend } : {}),
+      ...(fileSystem !== null ? { fs: fileSystem } : {}),
     });
     for (const f of await snapshotter.removeTempFiles()) o.logger.info('removed a snapshot temp file left by a crash', { file: f });
 
-    if (!Wal.exists(walDir)) {
+    if (!Wal.exists(walDir, fs)) {
       const wal = await Wal.create(walDir, { ...walOptions, metadata });
       o.logger.info('created a new WAL', { dir: walDir });
       return {
-        storage: new NodeStorage(wal, snapshotter, snapDir, 0),
+        storage: new NodeStorage(wal, snapshotter, snapDir, 0, fs),
         replay: { snapshot: null, hardState: { term: 0, vote: 0, commit: 0 }, entries: [] },
       };
     }
@@ -163,7 +170,7 @@ export class NodeStorage implements SnapshotFiles {
         o.logger.warn('WAL tail was torn and has been repaired', { ...opened.repair });
       }
       return {
-        storage: new NodeStorage(opened.wal, snapshotter, snapDir, marker.index),
+        storage: new NodeStorage(opened.wal, snapshotter, snapDir, marker.index, fs),
         replay: { snapshot, hardState: opened.hardState, entries: opened.entries },
       };
     }
@@ -183,9 +190,11 @@ export class NodeStorage implements SnapshotFiles {
       const { term, index } = snapshot.metadata;
       const file = this.snapshotter.fileFor(term, index);
       // Asserted: a marker without its file would break the next start.
-      await stat(file).catch((err: unknown) => {
+      try {
+        this.fs.statSync(file);
+      } catch (err) {
         throw new Error(`snapshot ${term}/${index}: its file ${file} must be written before its WAL marker`, { cause: err });
-      });
+      }
     } else {
       await this.snapshotter.save(snapshot);
     }

@@ -14,17 +14,16 @@
  * A file that does not check out is renamed `<file>.broken`, reported (logger + return value),
  * and the next older snapshot is used, like etcd's snapshotter.
  */
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Packr } from 'msgpackr';
 import type { ConfState, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import type { WalBackend } from '../wal/backend.js';
 import { syncDirectory, type DirSyncPolicy } from '../wal/dir-sync.js';
 import { SnapshotCorruptionError } from '../wal/errors.js';
+import { writeAllAt, type FileSystem } from '../wal/file-system.js';
 import { stderrLogger, type WalLogger } from '../wal/logger.js';
 import { hexPairFileName, parseHexPairFileName } from '../wal/segment-name.js';
-import { getWalBackend } from '../wal/select-backend.js';
+import { backendFor } from '../wal/select-backend.js';
 
 export const SNAPSHOT_MAGIC = 'RAFTKVSN';
 /** The version written. Version 1 is still read. */
@@ -44,8 +43,12 @@ const MAGIC_BYTES = Buffer.from(SNAPSHOT_MAGIC, 'latin1');
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
 
 export interface SnapshotterOptions {
-  /** CRC-32C comes from here (native: hardware). Default getWalBackend(). */
+  /** CRC-32C and directory fsync come from here (native: hardware CRC). Default
+   * getWalBackend(); over a simulated `fs`, the js backend over it. */
   backend?: WalBackend;
+  /** Advanced (the deterministic simulator): the filesystem every file operation goes through.
+   * Default node:fs (or the backend's). */
+  fs?: FileSystem;
   /** Same policy as the WAL's. Default 'auto'. */
   dirSync?: DirSyncPolicy;
   logger?: WalLogger;
@@ -141,10 +144,10 @@ function asBytes(data: Uint8Array): Uint8Array {
 }
 
 /** Positional reads of exactly `length` bytes; a short file is corruption, not an I/O error. */
-async function readExactly(handle: fsp.FileHandle, file: string, into: Buffer, length: number, position: number, what: string): Promise<Buffer> {
+async function readExactly(fs: FileSystem, fd: number, file: string, into: Buffer, length: number, position: number, what: string): Promise<Buffer> {
   let got = 0;
   while (got < length) {
-    const { bytesRead } = await handle.read(into, got, length - got, position + got);
+    const bytesRead = await fs.read(fd, into, got, length - got, position + got);
     if (bytesRead === 0) {
       throw new SnapshotCorruptionError(file, `truncated at offset ${position + got}: ${what} needs ${length} bytes, only ${got} there (length mismatch)`);
     }
@@ -156,6 +159,7 @@ async function readExactly(handle: fsp.FileHandle, file: string, into: Buffer, l
 export class Snapshotter {
   readonly dir: string;
   private readonly backend: WalBackend;
+  private readonly fs: FileSystem;
   private readonly dirSync: DirSyncPolicy;
   private readonly logger: WalLogger;
   private readonly dirSyncTarget: string | undefined;
@@ -166,7 +170,8 @@ export class Snapshotter {
 
   constructor(dir: string, options: SnapshotterOptions = {}) {
     this.dir = path.resolve(dir);
-    this.backend = options.backend ?? getWalBackend();
+    this.backend = backendFor({ backend: options.backend, fs: options.fs });
+    this.fs = this.backend.fileSystem;
     this.dirSync = options.dirSync ?? 'auto';
     this.logger = options.logger ?? stderrLogger;
     this.dirSyncTarget = options.dirSyncTarget;
@@ -208,11 +213,16 @@ export class Snapshotter {
     await this.prepare();
     const file = this.fileFor(metadata.term, metadata.index);
     const tmp = `${file}.${process.pid}-${++this.tmpCounter}.tmp`;
-    const handle = await fsp.open(tmp, 'wx', 0o644);
+    const fd = await this.fs.open(tmp, 'wx', 0o644);
     let bodyBytes = 0;
     let bodyCrc = 0;
+    let at = 0;
+    const append = async (buffers: Uint8Array[]): Promise<void> => {
+      await writeAllAt(this.fs, fd, buffers, at);
+      for (const b of buffers) at += b.byteLength;
+    };
     try {
-      await handle.writev([header, meta]);
+      await append([header, meta]);
       const frameHeader = Buffer.alloc(FRAME_HEADER_BYTES);
       for await (const piece of body) {
         if (!(piece instanceof Uint8Array)) throw new TypeError(`snapshot body chunks must be Uint8Arrays, got ${typeof piece}`);
@@ -226,14 +236,14 @@ export class Snapshotter {
           bodyCrc = this.backend.crc32c(chunk, bodyCrc) >>> 0;
           frameHeader.writeUInt32LE(chunk.byteLength, 0);
           frameHeader.writeUInt32LE(crc, 4);
-          await handle.writev([frameHeader, chunk]);
+          await append([frameHeader, chunk]);
         }
       }
       const end = Buffer.alloc(END_BYTES);
       end.writeBigUInt64LE(BigInt(bodyBytes), 8);
       end.writeUInt32LE(bodyCrc, 16);
       end.writeUInt32LE(this.backend.crc32c(end.subarray(8), 0) >>> 0, 4);
-      await handle.write(end);
+      await append([end]);
       const expect = options.expect;
       if (expect !== undefined && (expect.bytes !== bodyBytes || expect.crc >>> 0 !== bodyCrc)) {
         throw new SnapshotBodyMismatchError(
@@ -241,14 +251,14 @@ export class Snapshotter {
             `expected ${expect.bytes} bytes with crc32c ${(expect.crc >>> 0).toString(16)}`,
         );
       }
-      await handle.sync();
+      await this.fs.fsync(fd);
     } catch (err) {
-      await handle.close().catch(() => undefined);
-      await fsp.rm(tmp, { force: true });
+      await this.fs.close(fd).catch(() => undefined);
+      await this.fs.rm(tmp, { force: true });
       throw err;
     }
-    await handle.close();
-    await fsp.rename(tmp, file);
+    await this.fs.close(fd);
+    await this.fs.rename(tmp, file);
     this.syncDir();
     return { file, bodyBytes, bodyCrc };
   }
@@ -257,13 +267,13 @@ export class Snapshotter {
   async removeTempFiles(): Promise<string[]> {
     let names: string[];
     try {
-      names = await fsp.readdir(this.dir);
+      names = this.fs.readdirSync(this.dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
     const doomed = names.filter((n) => n.endsWith('.tmp') && n.includes('.snap')).map((n) => path.join(this.dir, n));
-    for (const f of doomed) await fsp.rm(f, { force: true });
+    for (const f of doomed) await this.fs.rm(f, { force: true });
     return doomed;
   }
 
@@ -271,7 +281,7 @@ export class Snapshotter {
   list(): string[] {
     let names: string[];
     try {
-      names = fs.readdirSync(this.dir);
+      names = this.fs.readdirSync(this.dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
@@ -305,18 +315,18 @@ export class Snapshotter {
   /** Checks a whole snapshot file (every chunk CRC, the trailer, the name) reading one chunk at
    * a time; throws SnapshotCorruptionError when it does not check out. */
   async inspect(file: string): Promise<SnapshotFileInfo> {
-    const handle = await fsp.open(file, 'r');
+    const fd = await this.fs.open(file, 'r');
     try {
-      const opened = await this.openFile(handle, file);
+      const opened = await this.openFile(fd, file);
       if (opened.version === 2) {
         const scratch = Buffer.allocUnsafe(SNAPSHOT_CHUNK_BYTES);
-        for await (const _chunk of this.frames(handle, file, opened.bodyOffset, opened.size, opened.info, scratch)) {
+        for await (const _chunk of this.frames(fd, file, opened.bodyOffset, opened.size, opened.info, scratch)) {
           // checked inside frames()
         }
       }
       return opened.info;
     } finally {
-      await handle.close();
+      await this.fs.close(fd);
     }
   }
 
@@ -327,13 +337,13 @@ export class Snapshotter {
    * throwing. Version 1 files have no body.
    */
   async *readBody(file: string): AsyncGenerator<Uint8Array> {
-    const handle = await fsp.open(file, 'r');
+    const fd = await this.fs.open(file, 'r');
     try {
-      const opened = await this.openFile(handle, file);
+      const opened = await this.openFile(fd, file);
       if (opened.version === 1) return;
-      yield* this.frames(handle, file, opened.bodyOffset, opened.size, null, null);
+      yield* this.frames(fd, file, opened.bodyOffset, opened.size, null, null);
     } finally {
-      await handle.close();
+      await this.fs.close(fd);
     }
   }
 
@@ -350,7 +360,7 @@ export class Snapshotter {
       } catch (err) {
         if (!(err instanceof SnapshotCorruptionError)) throw err; // I/O errors are not corruption
         const renamedTo = `${file}.broken`;
-        await fsp.rename(file, renamedTo);
+        await this.fs.rename(file, renamedTo);
         this.syncDir();
         broken.push({ file, renamedTo, reason: err.message });
         this.logger.warn(`${err.message}; renamed to ${renamedTo}, trying the next older snapshot`);
@@ -366,7 +376,7 @@ export class Snapshotter {
   async purge(keep: number): Promise<string[]> {
     if (!Number.isSafeInteger(keep) || keep < 1) throw new RangeError(`purge keeps at least one snapshot, got ${keep}`);
     const doomed = this.list().slice(keep);
-    for (const file of doomed) await fsp.rm(file, { force: true });
+    for (const file of doomed) await this.fs.rm(file, { force: true });
     if (doomed.length > 0) this.syncDir();
     return doomed;
   }
@@ -375,7 +385,7 @@ export class Snapshotter {
     if (this.prepared) return;
     // Create the directory durably, and learn before writing anything whether this
     // filesystem can sync directories ('strict' refuses here, with nothing written).
-    await fsp.mkdir(this.dir, { recursive: true });
+    await this.fs.mkdir(this.dir, { recursive: true });
     this.syncDir(path.dirname(this.dir));
     this.syncDir();
     this.prepared = true;
@@ -383,12 +393,12 @@ export class Snapshotter {
 
   /** Reads and checks the header (and, for version 1, everything). */
   private async openFile(
-    handle: fsp.FileHandle,
+    fd: number,
     file: string,
   ): Promise<{ version: 1 | 2; info: SnapshotFileInfo; bodyOffset: number; size: number }> {
-    const size = (await handle.stat()).size;
+    const size = (await this.fs.fstat(fd)).size;
     if (size < V2_HEADER_BYTES) throw new SnapshotCorruptionError(file, `${size} bytes, shorter than the header (length mismatch)`);
-    const header = await readExactly(handle, file, Buffer.alloc(V1_HEADER_BYTES), Math.min(V1_HEADER_BYTES, size), 0, 'the header');
+    const header = await readExactly(this.fs, fd, file, Buffer.alloc(V1_HEADER_BYTES), Math.min(V1_HEADER_BYTES, size), 0, 'the header');
     if (!header.subarray(0, 8).equals(MAGIC_BYTES)) throw new SnapshotCorruptionError(file, 'bad magic');
     const version = header.readUInt32LE(8);
     let metaBytes: Buffer;
@@ -399,14 +409,14 @@ export class Snapshotter {
       if (length !== BigInt(size - V1_HEADER_BYTES)) {
         throw new SnapshotCorruptionError(file, `body length field says ${length} bytes, the file holds ${size - V1_HEADER_BYTES}`);
       }
-      metaBytes = await readExactly(handle, file, Buffer.allocUnsafe(size - V1_HEADER_BYTES), size - V1_HEADER_BYTES, V1_HEADER_BYTES, 'the body');
+      metaBytes = await readExactly(this.fs, fd, file, Buffer.allocUnsafe(size - V1_HEADER_BYTES), size - V1_HEADER_BYTES, V1_HEADER_BYTES, 'the body');
       bodyOffset = size;
     } else if (version === 2) {
       const length = header.readUInt32LE(16);
       if (V2_HEADER_BYTES + length + END_BYTES > size) {
         throw new SnapshotCorruptionError(file, `metadata length field says ${length} bytes, more than the ${size}-byte file holds (length mismatch)`);
       }
-      metaBytes = await readExactly(handle, file, Buffer.allocUnsafe(length), length, V2_HEADER_BYTES, 'the metadata block');
+      metaBytes = await readExactly(this.fs, fd, file, Buffer.allocUnsafe(length), length, V2_HEADER_BYTES, 'the metadata block');
       bodyOffset = V2_HEADER_BYTES + length;
     } else {
       throw new SnapshotCorruptionError(file, `unsupported format version ${version}`);
@@ -436,7 +446,7 @@ export class Snapshotter {
     const info: SnapshotFileInfo = { file, version, metadata, head: asBytes(headBytes), bodyBytes: 0, bodyCrc: 0 };
     if (version === 2) {
       // The trailer first: it tells the body's size before any of it is read.
-      const end = await readExactly(handle, file, Buffer.alloc(END_BYTES), END_BYTES, size - END_BYTES, 'the trailer');
+      const end = await readExactly(this.fs, fd, file, Buffer.alloc(END_BYTES), END_BYTES, size - END_BYTES, 'the trailer');
       const trailerCrc = this.backend.crc32c(end.subarray(8), 0) >>> 0;
       if (end.readUInt32LE(0) !== 0 || end.readUInt32LE(4) !== trailerCrc) {
         throw new SnapshotCorruptionError(file, `no valid trailer at offset ${size - END_BYTES} (truncated, or crc32c mismatch)`);
@@ -451,7 +461,7 @@ export class Snapshotter {
 
   /** The chunks of a version 2 body, checked (into `scratch` when given, else fresh buffers). */
   private async *frames(
-    handle: fsp.FileHandle,
+    fd: number,
     file: string,
     start: number,
     size: number,
@@ -464,13 +474,13 @@ export class Snapshotter {
     let total = 0;
     let crcAll = 0;
     while (pos < bodyEnd) {
-      await readExactly(handle, file, frameHeader, FRAME_HEADER_BYTES, pos, 'a chunk header');
+      await readExactly(this.fs, fd, file, frameHeader, FRAME_HEADER_BYTES, pos, 'a chunk header');
       const length = frameHeader.readUInt32LE(0);
       if (length === 0 || length > SNAPSHOT_CHUNK_BYTES || pos + FRAME_HEADER_BYTES + length > bodyEnd) {
         throw new SnapshotCorruptionError(file, `bad chunk length ${length} at offset ${pos} (body ends at ${bodyEnd}; length mismatch)`);
       }
       const into = scratch ?? Buffer.allocUnsafe(length);
-      const chunk = await readExactly(handle, file, into, length, pos + FRAME_HEADER_BYTES, 'a chunk');
+      const chunk = await readExactly(this.fs, fd, file, into, length, pos + FRAME_HEADER_BYTES, 'a chunk');
       const crc = this.backend.crc32c(chunk, 0) >>> 0;
       const stored = frameHeader.readUInt32LE(4);
       if (crc !== stored) {
@@ -481,7 +491,7 @@ export class Snapshotter {
       pos += FRAME_HEADER_BYTES + length;
       yield chunk;
     }
-    const end = await readExactly(handle, file, Buffer.alloc(END_BYTES), END_BYTES, bodyEnd, 'the trailer');
+    const end = await readExactly(this.fs, fd, file, Buffer.alloc(END_BYTES), END_BYTES, bodyEnd, 'the trailer');
     const bytes = Number(end.readBigUInt64LE(8));
     const bodyCrc = end.readUInt32LE(16);
     if (bytes !== total || bodyCrc !== crcAll) {

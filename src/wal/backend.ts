@@ -2,7 +2,8 @@
  * The seam between the WAL logic (src/wal/wal.ts) and the bytes on disk.
  *
  * Two implementations: `native` (the C++ addon, src/wal/native-backend.ts) and `js`
- * (fs.writev + fs.fdatasync, src/wal/js-backend.ts). Both frame records exactly as
+ * (writev + fdatasync through a FileSystem — node:fs, or a simulated disk —
+ * src/wal/js-backend.ts). Both frame records exactly as
  * docs/wal-format.md says, so their `buffered` files are byte-identical.
  *
  * Durability contract for SegmentFile.append: the promise resolves only after the bytes are
@@ -11,6 +12,8 @@
  * and later call reject with the ORIGINAL error (`SegmentFailedError` whose `cause` is the
  * first error). It is never retried.
  */
+
+import type { FileSystem } from './file-system.js';
 
 export type WalMode = 'buffered' | 'direct' | 'dsync';
 export type WalModeOption = WalMode | 'auto';
@@ -169,6 +172,9 @@ export interface WalBackend {
   readonly name: 'native' | 'js';
   /** Why this backend is active (e.g. "prebuild loaded from …" or the load error). */
   readonly reason: string;
+  /** The filesystem its segment I/O goes to (native: always the real one, in C++); the WAL
+   * does its own file operations (readdir, rename, unlink, repair) through the same one. */
+  readonly fileSystem: FileSystem;
   crc32c(data: Uint8Array, seed: number): number;
   /** Create `path` (must not exist) of `sizeBytes`, reserving space by `strategy`, fsync it. */
   createSegmentFile(path: string, sizeBytes: number, strategy: PreallocateStrategy): Promise<void>;

@@ -1,12 +1,13 @@
 /**
- * Directory fsync under the `dirSync` policy (issue 3): 'auto' warns once per process and
- * directory when the filesystem cannot sync directories, then carries on; 'strict' refuses.
+ * Directory fsync under the `dirSync` policy (issue 3): 'auto' warns once per process (per
+ * FileSystem) and directory when the filesystem cannot sync directories, then carries on; 'strict' refuses.
  * Only the "cannot sync directories" answers (EINVAL/ENOTSUP/ENOSYS, which backend.syncDirectory
  * reports as `supported: false`) are tolerated; any other error propagates.
  */
 import * as path from 'node:path';
 import type { DirSyncResult, WalBackend } from './backend.js';
 import { DirSyncUnsupportedError } from './errors.js';
+import type { FileSystem } from './file-system.js';
 import type { WalLogger } from './logger.js';
 
 export type DirSyncPolicy = 'auto' | 'strict';
@@ -25,7 +26,8 @@ export interface DirSyncOptions {
   reportAs?: string;
 }
 
-const warnedDirectories = new Set<string>();
+/** Per FileSystem: a simulated disk is another machine, whose directories warn on their own. */
+const warnedDirectories = new WeakMap<FileSystem, Set<string>>();
 
 function filesystemTypeOf(backend: WalBackend, dir: string): string {
   try {
@@ -59,8 +61,13 @@ export function syncDirectory(dir: string, options: DirSyncOptions): DirSyncResu
   const named = path.resolve(options.reportAs ?? dir);
   const message = dirSyncUnsupportedMessage(named, fsType, result.errno, options.policy);
   if (options.policy === 'strict') throw new DirSyncUnsupportedError(message, named, result.errno);
-  if (!warnedDirectories.has(named)) {
-    warnedDirectories.add(named);
+  let warned = warnedDirectories.get(options.backend.fileSystem);
+  if (warned === undefined) {
+    warned = new Set();
+    warnedDirectories.set(options.backend.fileSystem, warned);
+  }
+  if (!warned.has(named)) {
+    warned.add(named);
     options.logger.warn(message);
   }
   return result;

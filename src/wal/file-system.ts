@@ -85,6 +85,9 @@ export interface FileSystem {
   ftruncateSync(fd: number, length: number): void;
   readFileSync(path: string): Buffer;
   statSync(path: string): FileStat;
+  /** `dev:ino` of `path` (following symlinks; exact — from a bigint stat): the same file or
+   * directory by whatever path it is reached. Throws as statSync does. */
+  identitySync(path: string): string;
   existsSync(path: string): boolean;
   readdirSync(path: string): string[];
   mkdirSync(path: string, options?: MkdirOptions): void;
@@ -162,6 +165,10 @@ export const nodeFileSystem: FileSystem = Object.freeze({
   ftruncateSync: (fd: number, length: number) => fs.ftruncateSync(fd, length),
   readFileSync: (path: string) => fs.readFileSync(path),
   statSync: (path: string) => fs.statSync(path),
+  identitySync: (path: string) => {
+    const st = fs.statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  },
   existsSync: (path: string) => fs.existsSync(path),
   readdirSync: (path: string) => fs.readdirSync(path),
   mkdirSync: (path: string, options?: MkdirOptions) => {

@@ -1,15 +1,15 @@
 /**
  * The pure-TypeScript WAL backend: frames with src/wal/frame.ts (CRC-32C in JS), writes with
- * fs.writev at explicit positions and syncs with fs.fdatasync — both through the callback API,
- * so the work runs on libuv's thread pool and never blocks the event loop.
+ * writev at explicit positions and syncs with fdatasync — both through the callback API of a
+ * FileSystem (src/wal/file-system.ts). Over node:fs the work runs on libuv's thread pool and
+ * never blocks the event loop; over a simulated disk the simulator decides when each completes.
  *
- * Used where the native addon does not load. Its `buffered` files are byte-identical to the
- * native backend's. It has no O_DIRECT (Node's fs cannot allocate aligned buffers), no
- * fallocate and no flock.
+ * Used where the native addon does not load, and always over a simulated FileSystem. Its
+ * `buffered` files are byte-identical to the native backend's. It has no O_DIRECT (Node's fs
+ * cannot allocate aligned buffers), no fallocate and no flock.
  */
 
-import fs from 'node:fs';
-import { promisify } from 'node:util';
+import { constants as fsConstants } from 'node:fs';
 import {
   SegmentFailedError,
   type AppendResult,
@@ -25,7 +25,10 @@ import {
   type WalMode,
 } from './backend.js';
 import { crc32c } from './crc32c.js';
+import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { encodeBatch, scanBuffer } from './frame.js';
+
+export { filesystemTypeName } from './file-system.js';
 
 /**
  * The fs calls on the append path. Tests inject failing versions to prove that a failed
@@ -42,28 +45,14 @@ export interface JsBackendFs {
 }
 
 export interface JsBackendOptions {
-  /** Replace some fs calls of the append path (test hook for fault injection). */
+  /** Where every file operation goes. Default node:fs. */
+  fileSystem?: FileSystem;
+  /** Replace some calls of the append path on top of `fileSystem` (test hook for fault
+   * injection). */
   fs?: Partial<JsBackendFs>;
 }
 
 const ZERO_CHUNK_BYTES = 1024 * 1024;
-
-/** statfs f_type magic numbers → filesystem names. */
-const FILESYSTEM_MAGIC: ReadonlyMap<number, string> = new Map([
-  [0xef53, 'ext4'],
-  [0x58465342, 'xfs'],
-  [0x9123683e, 'btrfs'],
-  [0x01021994, 'tmpfs'],
-  [0x786f4256, 'vboxsf'],
-  [0x01021997, '9p'],
-  [0x65735546, 'fuse'],
-  [0x6969, 'nfs'],
-  [0xff534d42, 'cifs'],
-  [0xfe534d42, 'smb2'],
-  [0x794c7630, 'overlay'],
-  [0x2fc12fc1, 'zfs'],
-  [0xf2f52010, 'f2fs'],
-]);
 
 /** errno codes of fsync(directory) that mean "this filesystem cannot sync directories". */
 const DIR_SYNC_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
@@ -78,11 +67,6 @@ function assertUint32(name: string, value: number): void {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
     throw new RangeError(`${name} must be a uint32, got ${value}`);
   }
-}
-
-export function filesystemTypeName(magic: number): string {
-  const normalized = magic >>> 0;
-  return FILESYSTEM_MAGIC.get(normalized) ?? `0x${normalized.toString(16)}`;
 }
 
 interface PendingBatch {
@@ -120,6 +104,7 @@ class JsSegmentFile implements SegmentFile {
     prevCrc: number,
     private readonly salt: number,
     private readonly io: JsBackendFs,
+    private readonly files: FileSystem,
   ) {
     this.nextOffset = offset;
     this.chainCrc = prevCrc;
@@ -161,12 +146,7 @@ class JsSegmentFile implements SegmentFile {
 
   close(): Promise<void> {
     if (this.closing) return this.closing;
-    this.closing = this.drained().then(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          fs.close(this.fd, (error) => (error ? reject(error) : resolve()));
-        }),
-    );
+    this.closing = this.drained().then(() => this.files.close(this.fd));
     return this.closing;
   }
 
@@ -277,14 +257,11 @@ class JsSegmentFile implements SegmentFile {
   }
 }
 
-const openAsync = promisify(fs.open);
-const fstatAsync = promisify(fs.fstat);
-const closeAsync = promisify(fs.close);
-
 async function openSegment(
   path: string,
   options: OpenSegmentOptions,
   io: JsBackendFs,
+  files: FileSystem,
 ): Promise<SegmentFile> {
   const { offset, prevCrc, salt } = options;
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % 8 !== 0) {
@@ -315,23 +292,24 @@ async function openSegment(
     default:
       throw new Error(`openSegment ${path}: unknown mode ${String(options.mode)}`);
   }
-  const flags = fs.constants.O_RDWR | (mode === 'dsync' ? fs.constants.O_DSYNC : 0);
-  const fd = await openAsync(path, flags);
+  const flags = fsConstants.O_RDWR | (mode === 'dsync' ? fsConstants.O_DSYNC : 0);
+  const fd = await files.open(path, flags);
   try {
-    const stat = await fstatAsync(fd);
+    const stat = await files.fstat(fd);
     if (offset > stat.size) {
       throw new RangeError(
         `openSegment ${path}: offset ${offset} is past the end of the file (${stat.size} bytes)`,
       );
     }
   } catch (error) {
-    await closeAsync(fd).catch(() => undefined);
+    await files.close(fd).catch(() => undefined);
     throw error;
   }
-  return new JsSegmentFile(path, fd, mode, modeReason, offset, prevCrc, salt, io);
+  return new JsSegmentFile(path, fd, mode, modeReason, offset, prevCrc, salt, io, files);
 }
 
 async function createSegmentFile(
+  files: FileSystem,
   path: string,
   sizeBytes: number,
   strategy: PreallocateStrategy,
@@ -349,45 +327,45 @@ async function createSegmentFile(
       { code: 'RAFTKV_NO_FALLOCATE' },
     );
   }
-  const handle = await fs.promises.open(path, 'wx', 0o644);
+  const fd = await files.open(path, 'wx', 0o644);
   try {
     if (strategy === 'none') {
-      await handle.truncate(sizeBytes);
+      await files.ftruncate(fd, sizeBytes);
     } else {
       const zeros = new Uint8Array(Math.min(ZERO_CHUNK_BYTES, Math.max(sizeBytes, 1)));
       for (let at = 0; at < sizeBytes; ) {
-        const { bytesWritten } = await handle.write(zeros, 0, Math.min(zeros.length, sizeBytes - at), at);
+        const bytesWritten = await files.write(fd, zeros, 0, Math.min(zeros.length, sizeBytes - at), at);
         if (bytesWritten <= 0) throw new Error(`createSegmentFile ${path}: write returned ${bytesWritten}`);
         at += bytesWritten;
       }
     }
     // fsync, not fdatasync: the file size changed.
-    await handle.sync();
-    await handle.close();
+    await files.fsync(fd);
+    await files.close(fd);
   } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.promises.unlink(path).catch(() => undefined);
+    await files.close(fd).catch(() => undefined);
+    await files.rm(path, { force: true }).catch(() => undefined);
     throw error;
   }
 }
 
-async function scanSegment(path: string, options: ScanOptions): Promise<ScanResult> {
-  const bytes = await fs.promises.readFile(path);
+async function scanSegment(files: FileSystem, path: string, options: ScanOptions): Promise<ScanResult> {
+  const bytes = await files.readFile(path);
   return scanBuffer(bytes, { prevCrc: options.prevCrc, path });
 }
 
-function syncDirectory(path: string): DirSyncResult {
+function syncDirectory(files: FileSystem, path: string): DirSyncResult {
   // O_NONBLOCK: opening a FIFO (the kernel-EINVAL test) must not wait for a writer.
-  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const fd = files.openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   try {
-    fs.fsyncSync(fd);
+    files.fsyncSync(fd);
     return { supported: true, errno: null };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== undefined && DIR_SYNC_UNSUPPORTED.has(code)) return { supported: false, errno: code };
     throw error;
   } finally {
-    fs.closeSync(fd);
+    files.closeSync(fd);
   }
 }
 
@@ -395,25 +373,24 @@ function probeDirectIo(): DirectIoProbe {
   return { usable: false, blockSize: 0, reason: 'JS backend has no O_DIRECT' };
 }
 
-function filesystemType(path: string): string {
-  return filesystemTypeName(fs.statfsSync(path).type);
-}
-
 export function createJsBackend(reason: string, options: JsBackendOptions = {}): WalBackend {
+  const files = options.fileSystem ?? nodeFileSystem;
+  // Over node:fs these are fs.writev / fs.fdatasync themselves: no layer per write.
   const io: JsBackendFs = {
-    writev: options.fs?.writev ?? fs.writev,
-    fdatasync: options.fs?.fdatasync ?? fs.fdatasync,
+    writev: options.fs?.writev ?? files.writev,
+    fdatasync: options.fs?.fdatasync ?? files.fdatasync,
   };
   return {
     name: 'js',
     reason,
+    fileSystem: files,
     crc32c: (data, seed) => crc32c(data, seed),
-    createSegmentFile,
-    openSegment: (path, openOptions) => openSegment(path, openOptions, io),
-    scanSegment,
-    syncDirectory,
+    createSegmentFile: (path, sizeBytes, strategy) => createSegmentFile(files, path, sizeBytes, strategy),
+    openSegment: (path, openOptions) => openSegment(path, openOptions, io, files),
+    scanSegment: (path, scanOptions) => scanSegment(files, path, scanOptions),
+    syncDirectory: (path) => syncDirectory(files, path),
     probeDirectIo,
-    filesystemType,
+    filesystemType: (path) => files.filesystemType(path),
     flock: null,
   };
 }

@@ -32,6 +32,7 @@ import {
   type WalMode,
   type WalModeOption,
 } from './backend.js';
+import { nodeFileSystem } from './file-system.js';
 import { batchByteLength, layOutCommit, layOutFrame } from './frame.js';
 
 /** Counters of the syscalls a segment's writer issued (for tests and benchmarks). */
@@ -536,6 +537,8 @@ function createBackend(addon: NativeAddon, file: string): WalBackend {
   return {
     name: 'native',
     reason: `native addon ${file} (crc32c: ${addon.crc32cImplementation()})`,
+    // Its syscalls act on real files only.
+    fileSystem: nodeFileSystem,
     crc32c: (data, seed) => addon.crc32c(data, seed),
     createSegmentFile: async (file, sizeBytes, strategy) => {
       await addon.createSegmentFile(file, sizeBytes, strategy);

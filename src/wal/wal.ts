@@ -13,8 +13,6 @@
  * open with a WalCorruptionError naming file and offset.
  */
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Entry, HardState } from '../raft/types.js';
 import {
@@ -33,6 +31,7 @@ import {
 } from './backend.js';
 import { syncDirectory, type DirSyncPolicy } from './dir-sync.js';
 import { WalClosedError, WalCorruptionError, WalExistsError, WalSnapshotNotFoundError } from './errors.js';
+import { fdatasyncAsync, nodeFileSystem, readAt, writeAllAt, type FileStat, type FileSystem } from './file-system.js';
 import {
   batchByteLength,
   decodeSegmentHeader,
@@ -58,7 +57,7 @@ import {
   type WalMetadata,
 } from './records.js';
 import { parseSegmentFileName, preparedSegmentFileName, segmentFileName } from './segment-name.js';
-import { getWalBackend } from './select-backend.js';
+import { backendFor } from './select-backend.js';
 
 export type { SnapshotMarker, WalMetadata } from './records.js';
 
@@ -67,8 +66,13 @@ export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 export const MIN_SEGMENT_BYTES = 4096;
 
 export interface WalOptions {
-  /** Default: getWalBackend() (native where it loads, else js). */
+  /** Default: getWalBackend() (native where it loads, else js); over a simulated `fs`, the js
+   * backend over it. */
   backend?: WalBackend;
+  /** Advanced (the deterministic simulator): the filesystem every file operation goes through.
+   * Default node:fs. Any other runs the js backend over it (the native backend does its I/O on
+   * real files in C++). */
+  fs?: FileSystem;
   /** Default 'auto' (direct where the filesystem accepts O_DIRECT, else buffered). */
   mode?: WalModeOption;
   /** Size segments are preallocated to; a segment is cut when the next batch would not fit.
@@ -158,6 +162,8 @@ interface SegmentInfo {
 
 interface ResolvedOptions {
   backend: WalBackend;
+  /** backend.fileSystem: where the WAL's own file operations go too. */
+  fs: FileSystem;
   mode: WalModeOption;
   segmentBytes: number;
   preallocate: PreallocateStrategy;
@@ -178,8 +184,10 @@ function resolveOptions(options: WalOptions): ResolvedOptions {
   }
   const dirSync = options.dirSync ?? 'auto';
   if (dirSync !== 'auto' && dirSync !== 'strict') throw new RangeError(`dirSync must be 'auto' or 'strict', got ${String(dirSync)}`);
+  const backend = backendFor({ backend: options.backend, fs: options.fs });
   return {
-    backend: options.backend ?? getWalBackend(),
+    backend,
+    fs: backend.fileSystem,
     mode: options.mode ?? 'auto',
     segmentBytes,
     preallocate: options.preallocate ?? 'zero',
@@ -208,9 +216,9 @@ function batchBytesUpperBound(records: readonly RecordInput[], blockSize: number
   return batchByteLength(records) + (blockSize > 0 ? 2 * blockSize : 0);
 }
 
-function listSegments(dir: string): SegmentInfo[] {
+function listSegments(files: FileSystem, dir: string): SegmentInfo[] {
   const segments: SegmentInfo[] = [];
-  for (const name of fs.readdirSync(dir)) {
+  for (const name of files.readdirSync(dir)) {
     const parsed = parseSegmentFileName(name);
     if (parsed !== null) segments.push({ ...parsed, path: path.join(dir, name) });
   }
@@ -285,9 +293,9 @@ export class Wal {
   }
 
   /** true when `dir` holds WAL segments (then open it; else create it). */
-  static exists(dir: string): boolean {
+  static exists(dir: string, fs: FileSystem = nodeFileSystem): boolean {
     try {
-      return listSegments(path.resolve(dir)).length > 0;
+      return listSegments(fs, path.resolve(dir)).length > 0;
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
       throw err;
@@ -304,6 +312,7 @@ export class Wal {
     const finalDir = path.resolve(dir);
     // Validates the metadata before anything touches the disk.
     const metadataRec = metadataRecord(options.metadata);
+    const { fs } = opts;
     let dirExists = false;
     try {
       const names = fs.readdirSync(finalDir);
@@ -364,9 +373,9 @@ export class Wal {
   static async open(dir: string, options: WalOpenOptions = {}): Promise<OpenedWal> {
     const opts = resolveOptions(options);
     const resolved = path.resolve(dir);
-    let st: fs.Stats;
+    let st: FileStat;
     try {
-      st = fs.statSync(resolved);
+      st = opts.fs.statSync(resolved);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw new Error(`no WAL at ${resolved}: the directory does not exist (use Wal.create)`);
       throw err;
@@ -386,12 +395,12 @@ export class Wal {
   }
 
   private static async openLocked(dir: string, lock: DirLock, opts: ResolvedOptions, snapshot: SnapshotMarker): Promise<OpenedWal> {
-    const { backend } = opts;
+    const { backend, fs } = opts;
     // Prepared-but-never-cut segments from an earlier run: never part of the log.
     for (const name of fs.readdirSync(dir)) {
       if (name.endsWith('.wal.tmp')) fs.rmSync(path.join(dir, name), { force: true });
     }
-    const segments = listSegments(dir);
+    const segments = listSegments(fs, dir);
     if (segments.length === 0) throw new Error(`no WAL at ${dir}: the directory holds no segment files`);
     for (let i = 1; i < segments.length; i++) {
       if (segments[i]!.seq !== segments[i - 1]!.seq + 1) {
@@ -416,7 +425,7 @@ export class Wal {
       );
     }
     const selected = segments.slice(start);
-    const seed = await readOwnHeader(selected[0]!.path);
+    const seed = await readOwnHeader(fs, selected[0]!.path);
 
     let prevCrc = seed.prevCrc;
     let metadata: WalMetadata | null = null;
@@ -671,7 +680,7 @@ export class Wal {
       if (keepFrom === 0) return;
       const doomed = this.segments.slice(0, keepFrom);
       // Oldest first: a crash midway leaves a contiguous suffix.
-      for (const seg of doomed) await fsp.rm(seg.path, { force: true });
+      for (const seg of doomed) await this.opts.fs.rm(seg.path, { force: true });
       this.segments = this.segments.slice(keepFrom);
       this.syncDir();
       this.opts.logger.info(`released ${doomed.length} WAL segment(s) before ${path.basename(this.segments[0]!.path)}`);
@@ -694,7 +703,7 @@ export class Wal {
       this.prepared = null;
       if (prepared !== null) {
         await prepared.ready.catch(() => undefined);
-        await fsp.rm(prepared.path, { force: true }).catch(() => undefined);
+        await this.opts.fs.rm(prepared.path, { force: true }).catch(() => undefined);
       }
       this.lock.release();
     }
@@ -815,7 +824,7 @@ export class Wal {
     const seq = this.segments[this.segments.length - 1]!.seq + 1;
     const file = path.join(this.dir, preparedSegmentFileName(seq));
     const ready = (async () => {
-      await fsp.rm(file, { force: true });
+      await this.opts.fs.rm(file, { force: true });
       await this.opts.backend.createSegmentFile(file, this.opts.segmentBytes, this.opts.preallocate);
     })();
     ready.catch(() => undefined); // surfaced at the cut that needs it
@@ -861,7 +870,7 @@ export class Wal {
     // Only a fully written, synced segment gets a real name: a crash before this leaves a
     // *.wal.tmp that open() deletes.
     const finalPath = path.join(this.dir, segmentFileName(seq, firstIndex));
-    await fsp.rename(prepared.path, finalPath);
+    await this.opts.fs.rename(prepared.path, finalPath);
     this.syncDir();
     const reopened = await this.opts.backend.openSegment(finalPath, {
       mode: this.opts.mode,
@@ -950,11 +959,11 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** The header of a segment, validated against the prevCrc it carries itself (the chain seed of
  * the first segment replayed, whose predecessor may be released). */
-async function readOwnHeader(file: string): Promise<SegmentHeader> {
-  const handle = await fsp.open(file, 'r');
+async function readOwnHeader(fs: FileSystem, file: string): Promise<SegmentHeader> {
+  const fd = await fs.open(file, 'r');
   try {
     const bytes = new Uint8Array(frameBytes(SEGMENT_HEADER_PAYLOAD_BYTES));
-    const { bytesRead } = await handle.read(bytes, 0, bytes.length, 0);
+    const bytesRead = await readAt(fs, fd, bytes, bytes.length, 0);
     try {
       return readSegmentHeaderFrame(bytes.subarray(0, bytesRead));
     } catch (err) {
@@ -962,11 +971,11 @@ async function readOwnHeader(file: string): Promise<SegmentHeader> {
       throw new WalCorruptionError(file, 0, (err as Error).message);
     }
   } finally {
-    await handle.close();
+    await fs.close(fd);
   }
 }
 
-function brokenFileName(file: string, offset: number): string {
+function brokenFileName(fs: FileSystem, file: string, offset: number): string {
   let candidate = `${file}.${offset.toString(16)}.broken`;
   for (let n = 1; fs.existsSync(candidate); n++) candidate = `${file}.${offset.toString(16)}.${n}.broken`;
   return candidate;
@@ -981,15 +990,16 @@ function brokenFileName(file: string, offset: number): string {
 async function repairTornTail(file: string, scan: ScanResult, opts: ResolvedOptions): Promise<TailRepair> {
   const cut = scan.validEndOffset;
   if (cut < HEADER_FRAME_BYTES) throw new WalCorruptionError(file, cut, 'torn tail would cut into the segment header');
-  const handle = await fsp.open(file, 'r+');
+  const { fs } = opts;
+  const fd = await fs.open(file, 'r+');
   try {
-    const size = (await handle.stat()).size;
+    const size = (await fs.fstat(fd)).size;
     // Find the last non-zero byte, reading backwards in chunks.
     let lastNonZero = -1;
     const chunk = Buffer.alloc(ZERO_CHUNK_BYTES);
     for (let end = size; end > cut && lastNonZero < 0; ) {
       const begin = Math.max(cut, end - ZERO_CHUNK_BYTES);
-      const { bytesRead } = await handle.read(chunk, 0, end - begin, begin);
+      const bytesRead = await readAt(fs, fd, chunk, end - begin, begin);
       for (let i = bytesRead - 1; i >= 0; i--) {
         if (chunk[i] !== 0) {
           lastNonZero = begin + i;
@@ -1001,22 +1011,22 @@ async function repairTornTail(file: string, scan: ScanResult, opts: ResolvedOpti
     const dropped = lastNonZero < 0 ? 0 : lastNonZero + 1 - cut;
     let brokenFile: string | null = null;
     if (dropped > 0) {
-      brokenFile = brokenFileName(file, cut);
+      brokenFile = brokenFileName(fs, file, cut);
       const copy = Buffer.alloc(dropped);
-      await handle.read(copy, 0, dropped, cut);
-      const out = await fsp.open(brokenFile, 'wx');
+      await readAt(fs, fd, copy, dropped, cut);
+      const out = await fs.open(brokenFile, 'wx');
       try {
-        await out.writeFile(copy);
-        await out.sync();
+        await writeAllAt(fs, out, [copy], 0);
+        await fs.fsync(out);
       } finally {
-        await out.close();
+        await fs.close(out);
       }
       const zeros = Buffer.alloc(Math.min(ZERO_CHUNK_BYTES, dropped));
       for (let at = cut; at < cut + dropped; at += zeros.length) {
         const n = Math.min(zeros.length, cut + dropped - at);
-        await handle.write(zeros, 0, n, at);
+        await writeAllAt(fs, fd, [zeros.subarray(0, n)], at);
       }
-      await handle.datasync();
+      await fdatasyncAsync(fs, fd);
       syncDirectory(path.dirname(file), { ...opts, policy: opts.dirSync });
     }
     const repair: TailRepair = {
@@ -1032,6 +1042,6 @@ async function repairTornTail(file: string, scan: ScanResult, opts: ResolvedOpti
     );
     return repair;
   } finally {
-    await handle.close();
+    await fs.close(fd);
   }
 }

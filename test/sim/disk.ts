@@ -1265,6 +1265,10 @@ export class SimMount implements FileSystem {
     return this.sync({ kind: 'stat', path: p }, () => this.stat(this.disk.lookup(p, 'stat')));
   }
 
+  identitySync(p: string): string {
+    return this.sync({ kind: 'stat', path: p }, () => `simdisk:${this.disk.lookup(p, 'stat').id}`);
+  }
+
   existsSync(p: string): boolean {
     return this.sync({ kind: 'exists', path: p }, () => {
       try {
