@@ -55,7 +55,8 @@ export interface FileSystem {
    */
   readonly real: boolean;
 
-  // --- append path (callback style, exactly fs.writev / fs.fdatasync) ----------------------
+  // --- append path (callback style, exactly fs.writev / fs.fdatasync; called detached, as
+  // the js backend keeps them in its own table) -----------------------------------------------
   /** pwritev: write `buffers` back to back at `position`; may write short. */
   writev(fd: number, buffers: readonly NodeJS.ArrayBufferView[], position: number, callback: WriteCallback): void;
   fdatasync(fd: number, callback: ErrnoCallback): void;

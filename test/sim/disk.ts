@@ -1113,7 +1113,8 @@ export class SimMount implements FileSystem {
 
   // --- FileSystem: append path ----------------------------------------------------------------
 
-  writev(fd: number, buffers: readonly NodeJS.ArrayBufferView[], position: number, callback: WriteCallback): void {
+  // Arrow properties: the js backend calls these two detached, as it does fs.writev/fs.fdatasync.
+  readonly writev = (fd: number, buffers: readonly NodeJS.ArrayBufferView[], position: number, callback: WriteCallback): void => {
     const bytes = concat(buffers);
     let written: { seq: number; inode: FileInode; dsync: boolean } | null = null;
     this.async(
@@ -1129,9 +1130,9 @@ export class SimMount implements FileSystem {
       (n) => callback(null, n),
       (err: NodeJS.ErrnoException) => callback(err, 0),
     );
-  }
+  };
 
-  fdatasync(fd: number, callback: ErrnoCallback): void {
+  readonly fdatasync = (fd: number, callback: ErrnoCallback): void => {
     let target: { inode: FileInode; upto: number } | null = null;
     this.async(
       { kind: this.syncKind(fd, 'fdatasync'), path: this.fdPath(fd), fd },
@@ -1145,7 +1146,7 @@ export class SimMount implements FileSystem {
       () => callback(null),
       (err: NodeJS.ErrnoException) => callback(err),
     );
-  }
+  };
 
   // --- FileSystem: files (promises) -------------------------------------------------------------
 
