@@ -42,7 +42,8 @@ export interface WalCrashParams {
 export type Ending = 'power-loss' | 'kill' | 'clean-close';
 
 /**
- * WAL bugs this harness finds (the first two: other work is fixing them); a failure of one of these shapes is
+ * WAL bugs this harness finds (hardStateAhead: fixed by fcca012; tornTailFollowedByValid:
+ * being fixed); a failure of one of these shapes is
  * reported as `known` (with its seed) instead of failing the run. Set an entry to false once
  * its fix is merged: the harness then fails on it again.
  *  - hardStateAhead: a segment cut writes the WAL's latest hard state into the new segment's
@@ -69,13 +70,23 @@ export type Ending = 'power-loss' | 'kill' | 'clean-close';
  *    process acknowledges saves into a directory whose name a later power loss takes away: open
  *    then finds no WAL. Fix: Wal.open fsyncs the parent directory too (TigerBeetle does on
  *    every open).
+ *  - segmentNamedForLostBatch (found by this harness): a cut names the new segment after the
+ *    batch that triggers it (e.g. a new leader's rewrite from index 10 while the log ends at 14)
+ *    and renames + syncs it before that batch is written. If the batch is then lost (process
+ *    kill or power loss), recovery keeps entries 10..14 of the old term in the previous segment
+ *    and appends 15.. into the segment named "10". A later releaseTo(snapshot ≥ 10) deletes the
+ *    previous segment — with entries the log still needs — and open refuses "entry index 15
+ *    leaves a gap" (committed entries lost). Fix: do not trust a segment's name beyond what it
+ *    holds — e.g. on open, when the last segment lacks the entry its name promises, cut a fresh
+ *    segment named lastIndex + 1 (or write the naming batch before the rename).
  */
 export const KNOWN_BUGS = {
-  hardStateAhead: true,
+  hardStateAhead: false,
   tornTailFollowedByValid: true,
   staleTailAfterSnapshot: true,
   releaseGap: true,
   walDirEntryNotDurable: true,
+  segmentNamedForLostBatch: true,
 };
 
 export type KnownBug = keyof typeof KNOWN_BUGS;
@@ -326,6 +337,7 @@ export async function runWalCrashSeed(seed: number, options: RunOptions = {}): P
           const message = `incarnation ${incarnation}: open failed: ${(err as Error).message}${logTail(logger)}`;
           const torn = err instanceof WalCorruptionError && / stop followed by valid records/.test(err.message) && isLastSegment(fs, err.file);
           const gap = err instanceof WalCorruptionError && /segment sequence gap/.test(err.message) && params.namespaceCrash === 'independent';
+          const nameGap = err instanceof WalCorruptionError && /entry index \d+ leaves a gap/.test(err.message);
           const lostDir = adoptedKilledCreate && /^no WAL at .*the directory does not exist/.test((err as Error).message);
           const known: KnownBug | null =
             torn && KNOWN_BUGS.tornTailFollowedByValid
@@ -334,7 +346,9 @@ export async function runWalCrashSeed(seed: number, options: RunOptions = {}): P
                 ? 'releaseGap'
                 : lostDir && KNOWN_BUGS.walDirEntryNotDurable
                   ? 'walDirEntryNotDurable'
-                  : null;
+                  : nameGap && KNOWN_BUGS.segmentNamedForLostBatch
+                    ? 'segmentNamedForLostBatch'
+                    : null;
           return result(message, 'open-error', known);
         }
         wal = opened.wal;
@@ -402,16 +416,21 @@ export async function runWalCrashSeed(seed: number, options: RunOptions = {}): P
           lastIndex = newLast;
           const sync = random.chance(0.7);
           const records: ModelRecord[] = [...entries.map((entry) => ({ kind: 'entry' as const, entry })), ...(hs !== null ? [{ kind: 'hs' as const, hs }] : [])];
+          options.trace?.(`save ${entries.length > 0 ? `${from}..${newLast}/${term}` : 'no entries'}${hs !== null ? ` hs(${hs.term},${hs.vote},${hs.commit})` : ''}${sync ? ' sync' : ''}`);
           issue(records, sync, () => w.save(hs, entries, { sync }));
         } else if (roll < 0.85 && commit > m.ackedSnapshot.index) {
           // Snapshot at the commit: marker, then (once it is durable) release.
           await drain();
           const index = random.range(m.ackedSnapshot.index + 1, commit);
           const marker = { index, term: termAt(m, index) };
+          options.trace?.(`saveSnapshot ${index}/${marker.term}`);
           issue([{ kind: 'snap', marker }], true, () => w.saveSnapshot(marker));
           await drain();
           m.ackedSnapshot = marker;
-          if (random.chance(0.8)) await race(w.releaseTo(index));
+          if (random.chance(0.8)) {
+            options.trace?.(`releaseTo ${index}`);
+            await race(w.releaseTo(index));
+          }
         } else {
           await drain();
         }
