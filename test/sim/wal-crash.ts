@@ -43,7 +43,7 @@ export type Ending = 'power-loss' | 'kill' | 'clean-close';
 
 /**
  * WAL bugs this harness finds (hardStateAhead: fixed by fcca012; tornTailFollowedByValid:
- * being fixed); a failure of one of these shapes is
+ * fixed by 9bcfa81, WAL format 2); a failure of one of these shapes is
  * reported as `known` (with its seed) instead of failing the run. Set an entry to false once
  * its fix is merged: the harness then fails on it again.
  *  - hardStateAhead: a segment cut writes the WAL's latest hard state into the new segment's
@@ -82,7 +82,7 @@ export type Ending = 'power-loss' | 'kill' | 'clean-close';
  */
 export const KNOWN_BUGS = {
   hardStateAhead: false,
-  tornTailFollowedByValid: true,
+  tornTailFollowedByValid: false,
   staleTailAfterSnapshot: true,
   releaseGap: true,
   walDirEntryNotDurable: true,
