@@ -263,30 +263,26 @@ export class Snapshotter {
     return { file, bodyBytes, bodyCrc };
   }
 
-  /** Removes temp files a crash left behind (never one being written: call before any save). */
-  async removeTempFiles(): Promise<string[]> {
-    let names: string[];
+  /** The snapshot directory's file names; none when it does not exist (yet). */
+  private fileNames(): string[] {
     try {
-      names = this.fs.readdirSync(this.dir);
+      return this.fs.readdirSync(this.dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const doomed = names.filter((n) => n.endsWith('.tmp') && n.includes('.snap')).map((n) => path.join(this.dir, n));
+  }
+
+  /** Removes temp files a crash left behind (never one being written: call before any save). */
+  async removeTempFiles(): Promise<string[]> {
+    const doomed = this.fileNames().filter((n) => n.endsWith('.tmp') && n.includes('.snap')).map((n) => path.join(this.dir, n));
     for (const f of doomed) await this.fs.rm(f, { force: true });
     return doomed;
   }
 
   /** Snapshot files, newest first. */
   list(): string[] {
-    let names: string[];
-    try {
-      names = this.fs.readdirSync(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    return names
+    return this.fileNames()
       .map((name) => ({ name, parsed: parseSnapshotFileName(name) }))
       .filter((x): x is { name: string; parsed: { term: number; index: number } } => x.parsed !== null)
       .sort((a, b) => b.parsed.index - a.parsed.index || b.parsed.term - a.parsed.term)
