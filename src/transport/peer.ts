@@ -560,6 +560,19 @@ export class PeerSender {
     this.dropQueued();
   }
 
+  /**
+   * The peer just sent us a valid request: it is up, whatever made our sends fail before (it
+   * was down, or not started yet). Stop backing off now instead of dropping what we send it
+   * (forwarded proposals, answers to its appends) for the rest of the delay. The failure
+   * count stays until one of our requests succeeds: if our way to it is still broken, the
+   * next failure backs off longer than the last one.
+   */
+  peerIsUp(): void {
+    if (this.stopped || !this.isBackingOff()) return;
+    this.ctx.logger.info('transport: peer is up (it sent us a request): backoff ended', { peer: this.id, url: this.url });
+    this.backoffUntil = 0;
+  }
+
   private isBackingOff(): boolean {
     return this.backoffUntil !== 0 && performance.now() < this.backoffUntil;
   }

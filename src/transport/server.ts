@@ -39,6 +39,9 @@ export interface PeerServerOptions {
   /** The receiver's own check of each message (see TransportOptions.checkMessage). */
   checkMessage?: MessageCheck;
   onMessages(msgs: Message[]): void;
+  /** A valid request from member `from` arrived (checked headers and messages): proof that
+   * it is up now. Called before its messages are delivered. */
+  onValidRequest?(from: NodeId): void;
   onSnapshot?(msg: Message): Promise<void>;
   /** A streamed snapshot (snapshot-stream.ts): the receiver must read `body` to its end (or
    * throw) before it resolves; 204 goes back once it has. */
@@ -185,6 +188,7 @@ export class PeerServer {
     }
     const problem = batchProblem(msgs, from, this.opts.id, (id) => this.opts.senderStatus(id), this.opts.checkMessage ?? null);
     if (problem !== null) throw new Rejection(400, problem);
+    this.opts.onValidRequest?.(from);
     this.counters.receivedBatches++;
     this.counters.receivedMessages += msgs.length;
     this.counters.receivedBytes += body.byteLength;
@@ -213,6 +217,7 @@ export class PeerServer {
     }
     const problem = peerMessageProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id), this.opts.checkMessage ?? null);
     if (problem !== null) throw new Rejection(400, problem);
+    this.opts.onValidRequest?.(from);
     this.counters.receivedSnapshots++;
     this.counters.receivedBytes += body.byteLength;
     try {
@@ -248,6 +253,7 @@ export class PeerServer {
     }
     const problem = peerMessageProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id), this.opts.checkMessage ?? null);
     if (problem !== null) throw new Rejection(400, problem);
+    this.opts.onValidRequest?.(from);
     try {
       await receiver(m, stream.body, stream.bodyBytes);
     } catch (err) {

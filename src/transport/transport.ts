@@ -124,6 +124,7 @@ export class Transport {
       senderStatus: (from) => this.senderStatus(from),
       ...(opts.checkMessage !== undefined ? { checkMessage: opts.checkMessage } : {}),
       onMessages: (msgs) => this.opts.onMessages(msgs),
+      onValidRequest: (from) => this.senders.get(from)?.peerIsUp(),
       ...(this.replyHoldMs > 0 ? { holdReply: (from: NodeId, r: HeldReply) => this.holdReply(from, r) } : {}),
       ...(opts.onSnapshot !== undefined ? { onSnapshot: (m: Message) => opts.onSnapshot!(m) } : {}),
       ...(opts.onSnapshotStream !== undefined
