@@ -184,6 +184,9 @@ interface PendingRequest {
   /** Where the entry was appended, once this node has seen it in its log (0 before). */
   index: number;
   term: number;
+  /** Hands the request to the core again (same request tag) after the transport dropped its
+   * forwarded proposal unsent; null until set. */
+  resubmit: (() => void) | null;
 }
 
 interface ReadBatch {
@@ -238,6 +241,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private transfers: TransferWaiter[] = [];
   /** Calls the core refused for want of a leader, until it knows one (see leader-wait.ts). */
   private readonly leaderWait = new LeaderWait();
+  /** Requests whose forwarded proposal the transport dropped unsent: proposed again at the
+   * next tick (not at once: the leader may stay unreachable for a while). */
+  private notSentRequests = new Set<number>();
 
   private stopPromise: Promise<void> | null = null;
   private stopInfo: StoppedEvent | null = null;
@@ -341,6 +347,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         this.runtime.rawNode.reportUnreachable(id);
         this.runtime.schedule();
       },
+      onProposalsNotSent: (_id, msgs) => this.onProposalsNotSent(msgs),
       onSnapshotStatus: (id, ok) => {
         if (this.state !== 'running') return;
         this.runtime.rawNode.reportSnapshot(id, ok);
@@ -513,7 +520,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     // per follower): see flushProposals.
     this.proposeQueue.push({ seq, payload });
     if (traceOn) this.proposedAt.set(seq, traceNow());
-    return this.track<R>('proposal', what, seq, options).promise;
+    const { promise } = this.track<R>('proposal', what, seq, options);
+    this.pending.get(seq)!.resubmit = () => this.proposeQueue.push({ seq, payload });
+    return promise;
   }
 
   /**
@@ -769,6 +778,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       return;
     }
     this.runtime.rawNode.tick();
+    this.resubmitNotSent();
     // A ReadIndex request can be lost (leader change, dropped message): re-issue it with a new
     // context after an election timeout. The answer to a later request is valid for the
     // earlier callers too (its read index can only be higher).
@@ -779,6 +789,45 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       }
     }
     this.runtime.schedule();
+  }
+
+  /**
+   * The transport dropped forwarded proposals before sending them (it was backing off from the
+   * leader, or its queue was full): the leader never appended them. Our own are proposed again
+   * at the next tick, with the same request tag, within the caller's deadline; meanwhile they
+   * count as not proposed (a stop or a timeout says they cannot commit).
+   */
+  private onProposalsNotSent(msgs: Message[]): void {
+    if (this.state !== 'running') return;
+    for (const m of msgs) {
+      for (const e of m.entries) {
+        const seq = this.ownRequestSeq(e);
+        const req = seq !== 0 ? this.pending.get(seq) : undefined;
+        // index !== 0: seen in our log, so it went out some other way; leave it be.
+        if (req === undefined || !req.proposed || req.index !== 0 || req.resubmit === null) continue;
+        req.proposed = false;
+        this.notSentRequests.add(seq);
+      }
+    }
+  }
+
+  private resubmitNotSent(): void {
+    if (this.notSentRequests.size === 0) return;
+    const seqs = [...this.notSentRequests];
+    this.notSentRequests.clear();
+    for (const seq of seqs) {
+      const req = this.pending.get(seq);
+      if (req === undefined || req.call.settled || req.proposed) continue;
+      this.opts.logger.debug('proposing again: the transport dropped the forwarded proposal unsent', { seq, what: req.what });
+      req.resubmit!();
+    }
+  }
+
+  /** Our request's sequence number carried by `e` (this incarnation), or 0. */
+  private ownRequestSeq(e: Entry): number {
+    if (e.type === EntryType.Normal) return ownProposalSeq(e.data, this.id, this.incarnation);
+    const tag = decodeConfChangeContext(decodeConfChange(e.data).context).tag;
+    return tag !== null && tag.origin === this.id && tag.incarnation === this.incarnation ? tag.seq : 0;
   }
 
   private onPeerMessages(msgs: Message[]): void {
@@ -901,13 +950,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private trackAppended(entries: Entry[]): void {
     if (this.pending.size === 0) return;
     for (const e of entries) {
-      let seq = 0;
-      if (e.type === EntryType.Normal) {
-        seq = ownProposalSeq(e.data, this.id, this.incarnation);
-      } else {
-        const tag = decodeConfChangeContext(decodeConfChange(e.data).context).tag;
-        if (tag !== null && tag.origin === this.id && tag.incarnation === this.incarnation) seq = tag.seq;
-      }
+      const seq = this.ownRequestSeq(e);
       if (seq === 0) continue;
       if (traceOn) {
         const at = this.proposedAt.get(seq);
@@ -1084,6 +1127,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         call.reject(error);
       }
     };
+    this.pending.get(seq)!.resubmit = submit;
     submit();
     return promise;
   }
@@ -1139,12 +1183,16 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   ): { call: PendingCall<unknown>; promise: Promise<T> } {
     const timeoutMs = this.timeoutOf(options);
     const call: PendingCall<unknown> = new PendingCall<unknown>(timeoutMs, () => {
+      const proposed = this.pending.get(seq)?.proposed ?? true;
       this.pending.delete(seq);
+      this.notSentRequests.delete(seq);
       // Still parked: the core never saw it.
-      return this.leaderWait.unpark(call) ? new NoLeaderError(what, timeoutMs) : new TimeoutError(what, timeoutMs, true);
+      if (this.leaderWait.unpark(call)) return new NoLeaderError(what, timeoutMs);
+      // Never handed on (queued, or its forwarded proposal was dropped unsent): it cannot commit.
+      return new TimeoutError(what, timeoutMs, proposed);
     });
     if (!this.waitsForLeader(options)) this.leaderWait.markFailFast(call);
-    this.pending.set(seq, { kind, what, call, proposed: false, index: 0, term: 0 });
+    this.pending.set(seq, { kind, what, call, proposed: false, index: 0, term: 0, resubmit: null });
     this.runtime.schedule();
     return { call, promise: call.promise as Promise<T> };
   }
@@ -1272,6 +1320,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.pending.clear();
     this.heldConfChangeProps = [];
     this.proposeQueue = [];
+    this.notSentRequests.clear();
     this.seqsByIndex.clear();
     for (const c of this.readQueue) c.reject(error);
     this.readQueue = [];

@@ -69,6 +69,8 @@ export interface PeerSenderContext {
   connectTimeoutMs: number;
   logger: TransportLogger;
   onUnreachable(id: NodeId): void;
+  /** Forwarded proposals (Prop) that certainly never reached peer `id` (see TransportOptions). */
+  onProposalsNotSent(id: NodeId, msgs: Message[]): void;
   onSnapshotStatus(id: NodeId, ok: boolean): void;
   /** Peer `byPeer` answered 410 Gone: it has applied this node's removal. */
   onRemoved(byPeer: NodeId): void;
@@ -105,6 +107,8 @@ function isAnswer(type: MessageType): boolean {
 interface BatchOutcome {
   status: number;
   reason: string;
+  /** The connection was refused: nothing of the request was written. */
+  refused: boolean;
   /** The body of a 200 answer: a message batch from the peer. */
   reply: Buffer | null;
 }
@@ -184,6 +188,8 @@ export class PeerSender {
   private snapshotInFlight = false;
   /** Drops happened since the last flush: report unreachable once, from the flush. */
   private unreachablePending = false;
+  /** Proposals dropped before they were sent, reported from the next flush. */
+  private notSentProposals: Message[] = [];
 
   private backoffUntil = 0;
   private consecutiveFailures = 0;
@@ -228,7 +234,7 @@ export class PeerSender {
   enqueue(m: Message): void {
     if (this.stopped) return;
     if (this.isBackingOff()) {
-      this.drop(1);
+      this.dropUnsent(m);
       return;
     }
     const size = estimateMessageBytes(m);
@@ -237,7 +243,7 @@ export class PeerSender {
       this.queue.length + this.proposals.length >= queueMessagesMax ||
       this.queue.bytes + this.proposals.bytes + size > queueBytesMax
     ) {
-      this.drop(1);
+      this.dropUnsent(m);
       return;
     }
     (m.type === MessageType.Prop ? this.proposals : this.queue).push(m, size);
@@ -254,6 +260,7 @@ export class PeerSender {
       this.unreachablePending = false;
       this.ctx.onUnreachable(this.id);
     }
+    this.reportNotSentProposals();
     let replied = false;
     while (this.queue.length > 0) {
       // Take the longest prefix that is estimated to fit in one body (at least one message).
@@ -462,20 +469,20 @@ export class PeerSender {
       .then(async (res): Promise<BatchOutcome> => {
         if (res.statusCode === 204) {
           await res.body.dump();
-          return { status: 204, reason: '', reply: null };
+          return { status: 204, reason: '', refused: false, reply: null };
         }
         if (res.statusCode === 200) {
           const from = res.headers[HEADER_FROM];
           if (from !== String(this.id) || res.headers[HEADER_CLUSTER_ID] !== this.ctx.clusterId) {
             await res.body.dump();
-            return { status: 200, reason: `answer from node ${String(from)} of another cluster or node`, reply: null };
+            return { status: 200, reason: `answer from node ${String(from)} of another cluster or node`, refused: false, reply: null };
           }
-          return { status: 200, reason: '', reply: Buffer.from(await res.body.arrayBuffer()) };
+          return { status: 200, reason: '', refused: false, reply: Buffer.from(await res.body.arrayBuffer()) };
         }
-        return { status: res.statusCode, reason: await readReason(res.body), reply: null };
+        return { status: res.statusCode, reason: await readReason(res.body), refused: false, reply: null };
       })
-      .catch((err: unknown): BatchOutcome => ({ status: 0, reason: errorText(err), reply: null }))
-      .then(({ status, reason, reply }) => {
+      .catch((err: unknown): BatchOutcome => ({ status: 0, reason: errorText(err), refused: errorCode(err) === 'ECONNREFUSED', reply: null }))
+      .then(({ status, reason, refused, reply }) => {
         if (proposals) this.proposalInFlight = false;
         else this.inflight--;
         if (this.stopped) return;
@@ -490,7 +497,10 @@ export class PeerSender {
           this.backoffUntil = 0;
           if (status === 200) this.receiveReply(reply, reason);
         } else {
+          // A refused connection carried nothing: the peer never saw these proposals.
+          if (proposals && refused) this.notSentProposals.push(...batch);
           this.batchFailed(batch.length, status, reason);
+          this.reportNotSentProposals();
         }
         if (this.queue.length > 0 || this.proposals.length > 0) this.ctx.scheduleFlush(this);
       });
@@ -577,6 +587,24 @@ export class PeerSender {
     return this.backoffUntil !== 0 && performance.now() < this.backoffUntil;
   }
 
+  /** Drops `m` unsent; a proposal is reported back with the next flush. */
+  private dropUnsent(m: Message): void {
+    if (m.type === MessageType.Prop) this.notSentProposals.push(m);
+    this.drop(1);
+  }
+
+  /**
+   * Tells the runtime which forwarded proposals never left this node (or met a refused
+   * connection): the leader never appended them, so proposing them again cannot apply one
+   * twice (and the apply-time de-duplication would skip a repeat anyway).
+   */
+  private reportNotSentProposals(): void {
+    if (this.notSentProposals.length === 0) return;
+    const msgs = this.notSentProposals;
+    this.notSentProposals = [];
+    this.ctx.onProposalsNotSent(this.id, msgs);
+  }
+
   private drop(messages: number): void {
     this.droppedMessages += messages;
     if (!this.unreachablePending) {
@@ -591,6 +619,10 @@ export class PeerSender {
   }
 
   private dropQueued(): void {
+    if (!this.stopped && this.proposals.length > 0) {
+      this.notSentProposals.push(...this.proposals.messages);
+      this.ctx.scheduleFlush(this);
+    }
     this.droppedMessages += this.queue.length + this.proposals.length;
     this.queue.remove(this.queue.length);
     this.proposals.remove(this.proposals.length);
@@ -610,6 +642,11 @@ async function readReason(body: { text(): Promise<string> }): Promise<string> {
   } catch (err) {
     return `(unreadable answer: ${errorText(err)})`;
   }
+}
+
+function errorCode(err: unknown): string | null {
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : null;
 }
 
 function errorText(err: unknown): string {

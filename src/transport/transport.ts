@@ -100,6 +100,8 @@ export class Transport {
       connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
       logger,
       onUnreachable: (id) => this.callback('onUnreachable', () => this.opts.onUnreachable(id)),
+      onProposalsNotSent: (id, msgs) =>
+        this.callback('onProposalsNotSent', () => this.opts.onProposalsNotSent?.(id, msgs)),
       onSnapshotStatus: (id, ok) =>
         this.callback('onSnapshotStatus', () => this.opts.onSnapshotStatus(id, ok)),
       onRemoved: (byPeer) => this.callback('onRemoved', () => this.opts.onRemoved?.(byPeer)),

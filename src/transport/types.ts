@@ -87,6 +87,13 @@ export interface TransportOptions {
   onSnapshotStream?(msg: Message, body: AsyncIterable<Uint8Array>, bodyBytes: number): Promise<void>;
   /** A peer could not be reached or messages to it were dropped (→ RawNode.reportUnreachable). */
   onUnreachable(id: NodeId): void;
+  /**
+   * Forwarded proposals (`MessageType.Prop`) to peer `id` that certainly never reached it:
+   * dropped before being sent (backing off, queue full) or met a refused connection. The peer
+   * did not append their entries, so they may be proposed again. (A Prop whose request failed
+   * any other way may have been appended, and is not reported.) Optional.
+   */
+  onProposalsNotSent?(id: NodeId, msgs: Message[]): void;
   /** Outcome of sending a snapshot to a peer (→ RawNode.reportSnapshot). */
   onSnapshotStatus(id: NodeId, ok: boolean): void;
   /** A peer answered 410 Gone: it has applied this node's removal from the cluster (a committed

@@ -6,9 +6,11 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import { MessageType, type Message, type NodeId } from '../../src/raft/types.js';
-import type { Transport } from '../../src/transport/index.js';
+import { EntryType, MessageType, type Message, type NodeId } from '../../src/raft/types.js';
+import { HEADER_CLUSTER_ID, HEADER_FROM, HEADER_TO, PATH_MESSAGES, type Transport } from '../../src/transport/index.js';
+import { encodeMessages } from '../../src/raft/codec.js';
 import {
+  CLUSTER,
   connectAll,
   listen,
   makeNode,
@@ -314,6 +316,52 @@ describe('transport', function () {
     // One warning per outage, one note when it ends.
     assert.equal(logged.filter((l) => l === 'warn transport: send failed').length, 1, logged.join('\n'));
     assert.equal(logged.filter((l) => l === 'info transport: peer reachable again').length, 1, logged.join('\n'));
+  });
+
+  it('reports forwarded proposals it never sent; a valid request from the peer ends the backoff', async function () {
+    const probe = await started(makeNode(2, newInbox()));
+    const port = probe.address().port;
+    await probe.stop();
+
+    const inbox = newInbox();
+    const notSent: Array<{ to: NodeId; msgs: Message[] }> = [];
+    // A backoff far longer than the test: only the peer's request can end it.
+    const a = await started(makeNode(1, inbox, {
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+      onProposalsNotSent: (to, msgs) => notSent.push({ to, msgs }),
+    }));
+    a.addPeer(2, `http://127.0.0.1:${port}`);
+    const prop = (n: number): Message => msg(MessageType.Prop, 1, 2, { term: 0, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array([n]) }] });
+
+    // Refused connection: the proposal was never written, so it is reported.
+    a.send([prop(1)]);
+    await waitFor(() => notSent.length === 1, 'the refused proposal reported');
+    assert.equal(a.stats().peers[0]!.backingOff, true);
+    // Backing off: dropped unsent and reported; other messages are only counted.
+    a.send([msg(MessageType.Heartbeat, 1, 2), prop(2), msg(MessageType.Heartbeat, 1, 2)]);
+    await waitFor(() => notSent.length === 2, 'the proposal dropped while backing off reported');
+    await nextTurn();
+    assert.deepEqual(notSent.map((r) => [r.to, r.msgs.map((m) => [m.type, m.entries[0]!.data[0]])]), [
+      [2, [[MessageType.Prop, 1]]],
+      [2, [[MessageType.Prop, 2]]],
+    ]);
+
+    // The peer comes back. An invalid request from it (a malformed body) does not end the backoff.
+    const backInbox = newInbox();
+    const back = await started(makeNode(2, backInbox, { listenPort: port }));
+    back.addPeer(1, urlOf(a));
+    const headers = { [HEADER_CLUSTER_ID]: CLUSTER, [HEADER_FROM]: '2', [HEADER_TO]: '1', 'content-type': 'application/x-msgpack' };
+    const bad = await fetch(`${urlOf(a)}${PATH_MESSAGES}`, { method: 'POST', headers, body: new Uint8Array([0xc1]) });
+    assert.equal(bad.status, 400);
+    assert.equal(a.stats().peers[0]!.backingOff, true, 'an invalid request is no proof');
+    // A valid one is: from then on what node 1 sends reaches node 2 again.
+    const good = await fetch(`${urlOf(a)}${PATH_MESSAGES}`, { method: 'POST', headers, body: encodeMessages([msg(MessageType.Heartbeat, 2, 1)]) });
+    assert.equal(good.status, 204);
+    assert.equal(a.stats().peers[0]!.backingOff, false, 'the peer is up: backoff ended');
+    a.send([prop(3)]);
+    await waitFor(() => backInbox.messages.some((m) => m.type === MessageType.Prop), 'the proposal reaches the peer');
+    assert.deepEqual(backInbox.messages.map((m) => m.entries[0]?.data[0]), [3]);
+    assert.equal(notSent.length, 2);
   });
 
   it('splits batches to fit bodyBytesMax and drops a message that can never fit', async function () {
