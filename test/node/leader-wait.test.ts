@@ -67,9 +67,7 @@ describe('RaftNode waits for a leader', function () {
     cluster = await TestCluster.create(3);
     const c = cluster;
     const [learnerPort] = await freePorts(1);
-    // A long election timeout: node 1 does not campaign (and fail to reach its peers, which
-    // would make its transport back off from them) before they start.
-    const node1 = await c.start(1, { electionTicks: 50 });
+    const node1 = await c.start(1);
     assert.equal(node1.leaderId, 0);
     // Node 1 alone cannot elect anyone: each of these calls meets "no leader" in the core.
     const proposal = node1.propose(enc('early'));
@@ -126,7 +124,7 @@ describe('RaftNode waits for a leader', function () {
     await assert.rejects(waiting.transferLeadership(2, { timeoutMs: 60_000, waitForLeader: false }), (err: unknown) => err instanceof NoLeaderError && err.waitedMs === 0);
     await c.stop(1);
 
-    const failFast = await c.start(2, { waitForLeader: false, electionTicks: 50 }); // see above
+    const failFast = await c.start(2, { waitForLeader: false });
     await assert.rejects(failFast.propose(enc('y'), { timeoutMs: 60_000 }), isNoLeader(0));
     await assert.rejects(failFast.readBarrier({ timeoutMs: 60_000 }), isNoLeader(0));
     // Opting in on the fail-fast node waits for the leader nodes 2 and 3 elect.
