@@ -100,11 +100,12 @@ describe('RaftNode waits for a leader', function () {
     await assert.rejects(node1.transferLeadership(2, { timeoutMs: 300 }), (err: unknown) => err instanceof NoLeaderError && err.waitedMs === 300);
     await assert.rejects(node1.ready({ timeoutMs: 300 }), (err: unknown) => err instanceof NoLeaderError);
 
-    // Once the cluster forms, a later write commits and none of the timed-out calls shows up.
-    // (Written on the leader: node 1's transport may still be backing off from the peers it
-    // could not reach, and would drop a proposal forwarded to them.)
+    // Once the cluster forms, a later write on node 1 commits (its transport, which backed off
+    // from the peers it could not reach, lets it through) and none of the timed-out calls
+    // shows up.
     await Promise.all([c.start(2), c.start(3)]);
-    const after = await c.node(await c.waitForLeader()).propose(enc('after'));
+    await c.waitForLeader();
+    const after = await node1.propose(enc('after'));
     await waitFor(() => (c.running().every((n) => n.appliedIndex >= after) ? true : undefined), 10_000, 'every member to apply the later write');
     for (const id of [1, 2, 3]) {
       assert.deepEqual(c.members.get(id)!.sm.applied, ['after'], `node ${id} applied only the later write`);
