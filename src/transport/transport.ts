@@ -11,7 +11,8 @@
  * peer's own request when there is one (reply.ts): one HTTP exchange per round trip.
  *
  * Delivery is best effort, as Raft expects: messages can be dropped (reported through
- * `onUnreachable`), duplicated (undici re-sends the unanswered requests of a closed pipelined
+ * `onUnreachable`; forwarded proposals certainly never sent also through
+ * `onProposalsNotSent`), duplicated (undici re-sends the unanswered requests of a closed pipelined
  * connection; never a proposal, which the leader would append twice) or, across connections
  * and between answers sent as requests and as replies, reordered.
  * Appends, heartbeats and everything else that is not an answer go on the batch connection to

@@ -46,7 +46,8 @@ export const DEFAULT_LIMITS: TransportLimits = {
 };
 
 /** Per-peer reconnect gate: after a failure new batches are dropped for a delay that doubles
- * on each consecutive failure up to `maxMs`; a success resets it. */
+ * on each consecutive failure up to `maxMs`; a success resets it, and a valid request from the
+ * peer (it is up) ends the current delay. */
 export interface BackoffOptions {
   initialMs: number;
   maxMs: number;
