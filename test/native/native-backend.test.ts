@@ -563,7 +563,11 @@ describe('WAL backend selection (src/wal/select-backend.ts)', function () {
       fs.writeFileSync(backendTs, source.replace('export const WAL_FORMAT_VERSION = 2;', 'export const WAL_FORMAT_VERSION = 3;'));
       fs.copyFileSync(path.join(process.cwd(), 'package.json'), path.join(copy, 'package.json'));
       fs.symlinkSync(path.join(process.cwd(), 'node_modules'), path.join(copy, 'node_modules'));
-      fs.symlinkSync(path.join(process.cwd(), 'build'), path.join(copy, 'build'));
+      // Whichever addon this checkout loads: its build/, or the shipped prebuilds/ (CI's
+      // package step leaves no build/ behind).
+      for (const dir of ['build', 'prebuilds']) {
+        if (fs.existsSync(path.join(process.cwd(), dir))) fs.symlinkSync(path.join(process.cwd(), dir), path.join(copy, dir));
+      }
       const fallback = run({ RAFTKV_WAL_BACKEND: '' }, copy);
       assert.equal(fallback.status, 0, fallback.stderr);
       const info = JSON.parse(fallback.stdout) as { name: string; reason: string };

@@ -149,7 +149,19 @@ for (const { name, backend } of backends) {
         }
         if (mode !== 'direct') {
           // A filler batch sized so the final batch starts at a random 8-aligned offset in its sector.
-          const target = 8 * randomInt(random, 1, 36);
+          // A one-sector final batch must fit in what is left of its sector: leave room for the
+          // largest one drawn below (entryCount entries of at most 24 bytes, the last one empty
+          // at first), or no length of it can stay within one sector.
+          const finalRoom = sectors === 1
+            ? batchBytes(
+                Array.from({ length: entryCount }, (_, i) => ({ ...entry(new Uint8Array(24)), index: entries.length + 2 + i })),
+                { term: 2, vote: 1, commit: entries.length + 1 },
+                overhead,
+              )
+            : 0;
+          const slots = Math.min(36, Math.floor((SECTOR - finalRoom) / 8));
+          assert.ok(slots >= 1, `a one-sector final batch of ${entryCount} entries fits in a sector (needs ${finalRoom} bytes)`);
+          const target = 8 * randomInt(random, 1, slots);
           const from = await logEnd(file);
           const hs = { term: 1, vote: 1, commit: entries.length };
           let filler: Entry | null = null;
