@@ -508,7 +508,13 @@ export class Wal {
             }
             case RecordType.Entry: {
               const e = decodeEntry(rec.payload);
-              if (e.index <= snapshot.index) break;
+              if (e.index <= snapshot.index) {
+                // Covered by the snapshot, so not replayed; but written after what we hold (all
+                // above the snapshot), it is a rewrite that truncates all of it: those entries
+                // are of a superseded term. Skipping it kept them (terms going down).
+                entries.length = 0;
+                break;
+              }
               const position = e.index - snapshot.index - 1;
               if (position > entries.length) {
                 const expected = snapshot.index + entries.length + 1;
