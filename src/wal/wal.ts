@@ -782,11 +782,14 @@ export class Wal {
     // does not wait for it), so concurrent saves reach the backend together.
     const issued = this.enqueue(async () => {
       const bytes = batchBytesUpperBound(records, this.current.blockSize);
+      let pending: Promise<AppendResult>;
       if (this.currentEnd > this.currentInitialEnd && this.currentEnd + bytes > this.opts.segmentBytes) {
-        await this.cut(nameIndex);
+        // The batch is written (and synced) by the cut, before the new segment gets its name.
+        pending = Promise.resolve(await this.cut(nameIndex, records));
+      } else {
+        this.currentEnd += bytes;
+        pending = this.track(this.current.append(records, sync));
       }
-      this.currentEnd += bytes;
-      const pending = this.track(this.current.append(records, sync));
       if (hardState !== null) this.lastIssuedHardState = hardState;
       this.maybePrepareNextSegment();
       return { pending };
@@ -839,9 +842,21 @@ export class Wal {
 
   /**
    * Seal the current segment and continue in the prepared one, named after `firstIndex` (the
-   * first entry that will go into it). Runs inside the queue: no other step is issued meanwhile.
+   * first entry of `batch`, the batch that did not fit, or the index after the log when it has
+   * none). Writes and syncs `batch` into the new segment and resolves with where it ends. Runs
+   * inside the queue: no other step is issued meanwhile.
+   *
+   * The name is a promise release relies on: every live entry at or above `firstIndex` is in
+   * this segment or a later one (releaseTo deletes the segments before the one whose name is at
+   * or below the snapshot). A rewrite (a new leader's batch from an index the old segment
+   * already holds) keeps that promise only once it is written. So the batch is synced before the
+   * rename makes the name real: a crash can never leave the name without the batch (the old
+   * code renamed first; when the batch was then lost, recovery appended after the old segment's
+   * entries into the segment named for the rewrite, and a release deleted entries still needed).
+   * Repairing at open instead (cutting a fresh segment) would leave the empty, misnamed
+   * segment in the list, still wrong for release.
    */
-  private async cut(firstIndex: number): Promise<void> {
+  private async cut(firstIndex: number, batch: RecordInput[]): Promise<AppendResult> {
     const old = this.current;
     const oldInfo = this.segments[this.segments.length - 1]!;
     // The old segment must end cleanly before the next one exists: everything written and
@@ -867,14 +882,16 @@ export class Wal {
     // in the old segment, which is synced above. Never a newer one (e.g. of the save that
     // triggered this cut): its commit may cover entries that are not durable yet.
     if (this.lastIssuedHardState !== null) initial.push(hardStateRecord(this.lastIssuedHardState));
+    let initialWritten: AppendResult;
     let written: AppendResult;
     try {
-      written = await fresh.append(initial, true);
+      // Two batches (the initial records are a batch of their own), one write and one sync.
+      [initialWritten, written] = await Promise.all([fresh.append(initial, false), fresh.append(batch, true)]);
     } finally {
       await fresh.close();
     }
-    // Only a fully written, synced segment gets a real name: a crash before this leaves a
-    // *.wal.tmp that open() deletes.
+    // Only a fully written, synced segment — its naming batch included — gets a real name: a
+    // crash before this leaves a *.wal.tmp that open() deletes.
     const finalPath = path.join(this.dir, segmentFileName(seq, firstIndex));
     await this.opts.fs.rename(prepared.path, finalPath);
     this.syncDir();
@@ -888,13 +905,13 @@ export class Wal {
     this.generation++;
     this.current = reopened;
     this.currentEnd = written.endOffset;
-    this.currentInitialEnd = written.endOffset;
+    this.currentInitialEnd = initialWritten.endOffset;
     this.lastCrc = written.lastCrc;
     this.lastAppend = null;
     this.segments.push({ seq, firstIndex, path: finalPath });
     await old.close();
     this.opts.logger.info(`WAL cut to ${path.basename(finalPath)}`);
-    this.maybePrepareNextSegment();
+    return written;
   }
 }
 
