@@ -685,10 +685,15 @@ export class Wal {
       keepFrom = Math.min(keepFrom, this.segments.length - 1); // never the current segment
       if (keepFrom === 0) return;
       const doomed = this.segments.slice(0, keepFrom);
-      // Oldest first: a crash midway leaves a contiguous suffix.
-      for (const seg of doomed) await this.opts.fs.rm(seg.path, { force: true });
-      this.segments = this.segments.slice(keepFrom);
-      this.syncDir();
+      // Oldest first, each unlink made durable before the next: a crash midway leaves a
+      // contiguous suffix (open refuses a sequence gap). One directory fsync at the end is not
+      // enough: the filesystem may persist unsynced unlinks in any order (POSIX does not order
+      // them), and a newer one surviving an older one is a gap.
+      for (const seg of doomed) {
+        await this.opts.fs.rm(seg.path, { force: true });
+        this.segments = this.segments.filter((s) => s !== seg);
+        this.syncDir();
+      }
       this.opts.logger.info(`released ${doomed.length} WAL segment(s) before ${path.basename(this.segments[0]!.path)}`);
     });
   }
