@@ -387,6 +387,10 @@ export class Wal {
     }
     const lock = lockDirectory(resolved, { backend: opts.backend, method: opts.lockMethod, warn: (m) => opts.logger.warn(m) });
     try {
+      // The WAL directory's own entry may not be durable yet: a create killed between its
+      // rename and the parent fsync leaves it in the page cache only, and a later power loss
+      // would take the whole log (with every save acknowledged meanwhile).
+      syncDirectory(path.dirname(resolved), { ...opts, policy: opts.dirSync });
       return await Wal.openLocked(resolved, lock, opts, snapshot);
     } catch (err) {
       lock.release();
