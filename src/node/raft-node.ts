@@ -92,7 +92,6 @@ import { LeaderWait } from './leader-wait.js';
 import { decodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
 import { peerMessageCheck } from './peer-check.js';
 import { LoopSpinner } from './loop-spin.js';
-import { nodeFileSystem } from '../wal/file-system.js';
 import { nativeSchedYield } from '../wal/native-backend.js';
 
 
@@ -274,7 +273,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       if (o.signal?.aborted) throw new StoppedError('start', 'start-up aborted', o.signal.reason);
     };
     throwIfAborted();
-    await (o.fileSystem ?? o.walBackend?.fileSystem ?? nodeFileSystem).mkdir(o.dataDir, { recursive: true });
+    // NodeStorage.open creates the data directory (durably).
     const { storage, replay } = await NodeStorage.open({
       dir: o.dataDir,
       nodeId: o.id,

@@ -16,8 +16,10 @@ import path from 'node:path';
 import type { Entry, HardState, NodeId, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import { Snapshotter, type SnapshotFileInfo } from '../snap/index.js';
 import type { WalBackend } from '../wal/backend.js';
+import { mkdirDurable } from '../wal/dir-sync.js';
 import { WalSnapshotNotFoundError } from '../wal/errors.js';
 import { nodeFileSystem, type FileSystem } from '../wal/file-system.js';
+import { backendFor } from '../wal/select-backend.js';
 import { Wal, type WalStatus } from '../wal/wal.js';
 import type { DirSyncPolicy, NodeLogger, WalModeName } from './options.js';
 import type { SnapshotFiles } from './runtime-io.js';
@@ -92,11 +94,12 @@ export class NodeStorage implements SnapshotFiles {
     const snapDir = path.join(o.dir, 'snap');
     const fileSystem = o.fileSystem ?? null;
     const fs = fileSystem ?? o.walBackend?.fileSystem ?? nodeFileSystem;
-    await fs.mkdir(snapDir, { recursive: true });
     const walLogger = {
       warn: (message: string) => o.logger.warn(message),
       info: (message: string) => o.logger.info(message),
     };
+    // The data directory too: a power loss must not take a directory holding acknowledged data.
+    mkdirDurable(snapDir, { backend: backendFor({ backend: o.walBackend ?? undefined, fs: fileSystem ?? undefined }), policy: o.dirSync, logger: walLogger });
     const walOptions = {
       mode: o.walMode,
       dirSync: o.dirSync,

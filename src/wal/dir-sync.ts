@@ -72,3 +72,24 @@ export function syncDirectory(dir: string, options: DirSyncOptions): DirSyncResu
   }
   return result;
 }
+
+/**
+ * mkdir -p whose new directory entries survive a power loss: each missing component of `dir` is
+ * created and its parent fsynced (under the policy) before the next one, so nothing written
+ * under `dir` later can be acknowledged while its path may still vanish. Directories that
+ * already exist are left alone (an ancestor may not even be readable); a process killed between
+ * a mkdir and that fsync leaves an entry the next call does not sync — Wal.open fsyncs its own
+ * parent for that reason.
+ */
+export function mkdirDurable(dir: string, options: DirSyncOptions): void {
+  const fs = options.backend.fileSystem;
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) {
+    missing.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing) {
+    fs.mkdirSync(d, { recursive: true }); // recursive: a concurrent creator is no error
+    syncDirectory(path.dirname(d), options);
+  }
+}

@@ -29,7 +29,7 @@ import {
   type WalMode,
   type WalModeOption,
 } from './backend.js';
-import { syncDirectory, type DirSyncPolicy } from './dir-sync.js';
+import { mkdirDurable, syncDirectory, type DirSyncPolicy } from './dir-sync.js';
 import { WalClosedError, WalCorruptionError, WalExistsError, WalSnapshotNotFoundError } from './errors.js';
 import { fdatasyncAsync, nodeFileSystem, readAt, writeAllAt, type FileStat, type FileSystem } from './file-system.js';
 import {
@@ -329,7 +329,7 @@ export class Wal {
     }
 
     const tmpDir = `${finalDir}.tmp`;
-    fs.mkdirSync(path.dirname(finalDir), { recursive: true });
+    mkdirDurable(path.dirname(finalDir), { ...opts, policy: opts.dirSync });
     fs.mkdirSync(tmpDir, { recursive: true });
     // Locking the temp dir keeps two concurrent creators apart; the lock moves with the rename.
     const lock = lockDirectory(tmpDir, { backend: opts.backend, method: opts.lockMethod, warn: (m) => opts.logger.warn(m) });
