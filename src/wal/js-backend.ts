@@ -185,7 +185,7 @@ class JsSegmentFile implements SegmentFile {
         this.complete(group);
         return;
       }
-      this.io.fdatasync(this.fd, (error) => {
+      this.callIo(group, (callback) => this.io.fdatasync(this.fd, callback), (error) => {
         if (error) this.fail(toError(error), group);
         else this.complete(group);
       });
@@ -202,7 +202,7 @@ class JsSegmentFile implements SegmentFile {
   ): void {
     let total = 0;
     for (const buffer of buffers) total += buffer.length;
-    this.io.writev(this.fd, buffers, position, (error, written) => {
+    this.callIo<[number]>(group, (callback) => this.io.writev(this.fd, buffers, position, callback), (error, written) => {
       if (error) {
         this.fail(toError(error), group);
         return;
@@ -228,6 +228,29 @@ class JsSegmentFile implements SegmentFile {
       }
       this.writeAll(rest, position + written, done, group);
     });
+  }
+
+  /**
+   * Issue a callback-style call of the append path. One that throws instead of calling back
+   * (a bad argument, a FileSystem that throws) fails the segment with that error like an I/O
+   * error: its callback never runs, and without this `inFlight` stayed set and close() hung.
+   * A throw from the callback itself (run synchronously by some FileSystem) is not the call's.
+   */
+  private callIo<A extends unknown[] = []>(
+    group: PendingBatch[],
+    issue: (callback: (error: NodeJS.ErrnoException | null, ...rest: A) => void) => void,
+    callback: (error: NodeJS.ErrnoException | null, ...rest: A) => void,
+  ): void {
+    let calledBack = false;
+    try {
+      issue((error, ...rest) => {
+        calledBack = true;
+        callback(error, ...rest);
+      });
+    } catch (error) {
+      if (calledBack) throw error;
+      this.fail(toError(error), group);
+    }
   }
 
   private complete(group: PendingBatch[]): void {
