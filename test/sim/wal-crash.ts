@@ -19,9 +19,7 @@ import path from 'node:path';
 import { EntryType, type Entry, type HardState } from '../../src/raft/types.js';
 import { WalCorruptionError } from '../../src/wal/errors.js';
 import { Wal, type OpenedWal, type SnapshotMarker } from '../../src/wal/wal.js';
-import type { FileSystem } from '../../src/wal/file-system.js';
 import type { WalLogger } from '../../src/wal/logger.js';
-import { parseSegmentFileName } from '../../src/wal/segment-name.js';
 import { ManualIoScheduler, SimDisk, type NamespaceCrashModel, type SimIoScheduler } from './disk.js';
 import { SimRandom } from './prng.js';
 
@@ -42,54 +40,22 @@ export interface WalCrashParams {
 export type Ending = 'power-loss' | 'kill' | 'clean-close';
 
 /**
- * WAL bugs this harness finds (hardStateAhead: fixed by fcca012; tornTailFollowedByValid:
- * fixed by 9bcfa81, WAL format 2); a failure of one of these shapes is
- * reported as `known` (with its seed) instead of failing the run. Set an entry to false once
- * its fix is merged: the harness then fails on it again.
- *  - hardStateAhead: a segment cut writes the WAL's latest hard state into the new segment's
- *    first records — a hard state of a save whose entries are not written yet. A crash in
- *    between replays that hard state without its entries (commit beyond the log, or a term/vote
- *    from the future).
- *  - tornTailFollowedByValid: a torn last batch (a lost sector in the middle, later sectors of
- *    the same unsynced batch intact) is taken for mid-log corruption: open refuses with
- *    "… stop followed by valid records" instead of repairing the tail.
- *  - staleTailAfterSnapshot (found by this harness): replay from snapshot S skips every entry
- *    record with index ≤ S — including a rewrite (new term) at an index ≤ S that was written
- *    AFTER older entries above S, which it should truncate. The replay then returns those
- *    superseded entries after the snapshot: a log whose terms go down (S/4, S+1/3, …), which
- *    breaks Raft's log matching. Fix: `if (e.index <= snapshot.index) { entries.length = 0; break; }`.
- *  - releaseGap (found by this harness, 'independent' namespace model only): releaseTo unlinks
- *    old segments oldest first and fsyncs the directory once at the end; where un-synced
- *    unlinks can survive out of order (POSIX allows it; ext4/xfs journal them in order) a crash
- *    can keep a newer unlink and lose an older one, and open refuses the "segment sequence gap".
- *    Fix: fsync the directory after each unlink, or treat segments before a gap that lie wholly
- *    before the snapshot as released leftovers.
- *  - walDirEntryNotDurable (found by this harness): Wal.create renames `<dir>.tmp` to `<dir>`
- *    and then fsyncs the parent; a process killed in between leaves the rename only in the page
- *    cache, and Wal.open never fsyncs the parent (it syncs `<dir>` itself), so the restarted
- *    process acknowledges saves into a directory whose name a later power loss takes away: open
- *    then finds no WAL. Fix: Wal.open fsyncs the parent directory too (TigerBeetle does on
- *    every open).
- *  - segmentNamedForLostBatch (found by this harness): a cut names the new segment after the
- *    batch that triggers it (e.g. a new leader's rewrite from index 10 while the log ends at 14)
- *    and renames + syncs it before that batch is written. If the batch is then lost (process
- *    kill or power loss), recovery keeps entries 10..14 of the old term in the previous segment
- *    and appends 15.. into the segment named "10". A later releaseTo(snapshot ≥ 10) deletes the
- *    previous segment — with entries the log still needs — and open refuses "entry index 15
- *    leaves a gap" (committed entries lost). Fix: do not trust a segment's name beyond what it
- *    holds — e.g. on open, when the last segment lacks the entry its name promises, cut a fresh
- *    segment named lastIndex + 1 (or write the naming batch before the rename).
+ * WAL bugs this harness found, all fixed (each one's seeds are regression seeds in
+ * wal-crash.test.ts; a seed replays a run of this harness and WAL version, so after changes it
+ * may take another path):
+ *  - hardStateAhead (fcca012): a cut copied the hard state of a save whose entries were not
+ *    written yet into the new segment.
+ *  - tornTailFollowedByValid (9bcfa81, WAL format 2): a torn last batch (a lost sector, later
+ *    sectors intact) was taken for mid-log corruption.
+ *  - staleTailAfterSnapshot (seed 2188): replay from snapshot S skipped a rewrite at an index
+ *    ≤ S written after older entries above S, instead of truncating them (terms going down).
+ *  - segmentNamedForLostBatch (seed 4665): a cut named the new segment after a rewrite before
+ *    the rewrite was written; when it was lost, a later release deleted entries still needed.
+ *  - releaseGap (seeds 173, 333; 'independent' namespace model): releaseTo fsynced the
+ *    directory once after all unlinks; a newer unlink could survive an older one (a gap).
+ *  - walDirEntryNotDurable (seed 21573): a create killed between its rename and the parent
+ *    fsync, adopted by Wal.open (which did not fsync the parent): a power loss took the WAL.
  */
-export const KNOWN_BUGS = {
-  hardStateAhead: false,
-  tornTailFollowedByValid: false,
-  staleTailAfterSnapshot: true,
-  releaseGap: true,
-  walDirEntryNotDurable: true,
-  segmentNamedForLostBatch: true,
-};
-
-export type KnownBug = keyof typeof KNOWN_BUGS;
 
 export interface WalCrashResult {
   seed: number;
@@ -98,8 +64,6 @@ export interface WalCrashResult {
   /** What went wrong (null when ok). */
   failure: string | null;
   failureKind: 'violation' | 'open-error' | 'workload-error' | null;
-  /** The run stopped at a known WAL bug (see KNOWN_BUGS): ok is true, failure says what. */
-  known: KnownBug | null;
   crashes: number;
   steps: number;
   /** One line per incarnation: how it ended, steps, records acked/issued. */
@@ -165,13 +129,12 @@ function describeState(entries: readonly Entry[], hs: HardState): string {
   return `${span}, hard state ${JSON.stringify(hs)}`;
 }
 
-/** null when `opened` is a state the model allows, else why not (and whether it is the known
- * hard-state-ahead bug: the entries of an allowed prefix with a hard state issued after it). */
+/** null when `opened` is a state the model allows, else why not. */
 export function checkReplay(
   model: Model,
   opened: Pick<OpenedWal, 'entries' | 'hardState'>,
   openedFrom: SnapshotMarker,
-): { violation: string; hardStateAhead: boolean; staleTail: boolean } | null {
+): { violation: string } | null {
   const state: LogState = { entries: [...model.base.entries], hardState: model.base.hardState };
   const entriesMatch = (): boolean => {
     const expected = state.entries.filter((e) => e.index > openedFrom.index);
@@ -195,24 +158,7 @@ export function checkReplay(
     `got ${describeState(opened.entries, opened.hardState)}; acknowledged ${describeState(acked.entries.filter((e) => e.index > openedFrom.index), acked.hardState)} ` +
     `(${model.acked} of ${model.records.length} records since the last open acknowledged${model.requireAll ? '; closed cleanly, so all required' : ''})` +
     (hardStateAhead ? '; the entries match, the hard state is one issued after them' : '');
-  return { violation, hardStateAhead, staleTail: matchesStaleTailReplay(model, opened, openedFrom, required) };
-}
-
-/** Does `opened` match what a replay that ignores every entry record at or below the snapshot
- * (instead of truncating with it) yields for an allowed prefix? (KNOWN_BUGS.staleTailAfterSnapshot) */
-function matchesStaleTailReplay(model: Model, opened: Pick<OpenedWal, 'entries' | 'hardState'>, openedFrom: SnapshotMarker, required: number): boolean {
-  const state: LogState = { entries: model.base.entries.filter((e) => e.index > openedFrom.index), hardState: model.base.hardState };
-  for (let l = 0; l <= model.records.length; l++) {
-    const r = l > 0 ? model.records[l - 1]! : null;
-    if (r?.kind === 'hs') state.hardState = r.hs;
-    else if (r?.kind === 'entry' && r.entry.index > openedFrom.index) {
-      state.entries.length = r.entry.index - openedFrom.index - 1;
-      state.entries.push(r.entry);
-    }
-    if (l < required || !sameHardState(state.hardState, opened.hardState)) continue;
-    if (state.entries.length === opened.entries.length && state.entries.every((e, i) => sameEntry(e, opened.entries[i]!))) return true;
-  }
-  return false;
+  return { violation };
 }
 
 export function paramsFor(seed: number): WalCrashParams {
@@ -264,13 +210,12 @@ export async function runWalCrashSeed(seed: number, options: RunOptions = {}): P
     },
   });
   const log: string[] = [];
-  const result = (failure: string | null, failureKind: WalCrashResult['failureKind'], known: KnownBug | null = null): WalCrashResult => ({
+  const result = (failure: string | null, failureKind: WalCrashResult['failureKind']): WalCrashResult => ({
     seed,
     params,
-    ok: failure === null || known !== null,
+    ok: failure === null,
     failure,
     failureKind,
-    known,
     crashes: disk.crashes,
     steps: disk.steps,
     log,
@@ -284,11 +229,11 @@ export async function runWalCrashSeed(seed: number, options: RunOptions = {}): P
     disk.killProcesses();
   }
 
-  let model: Model | null = null; // null until a create has been acknowledged
+  let model: Model | null = null; // null until the WAL exists
   let term = 1;
-  /** A create was killed (no power loss) after its rename, and a later process adopted it. */
-  let adoptedKilledCreate = false;
-  let previousEnding: Ending | null = null;
+  /** A create or open has returned: the WAL must exist from now on. Until then a crash may
+   * take the directory a killed create left (the create was never acknowledged). */
+  let walAcknowledged = false;
 
   for (let incarnation = 0; incarnation < params.incarnations; incarnation++) {
     const fs = disk.mount(`run${incarnation}`);
@@ -316,15 +261,13 @@ export async function runWalCrashSeed(seed: number, options: RunOptions = {}): P
     let line = `#${incarnation} ${ending}`;
     try {
       // --- start: create (first time) or open, then check the replay against the model.
-      if (model === null) {
-        if (Wal.exists(WAL_DIR, fs)) {
-          // A create that crashed after the rename but before it returned: it is a valid empty log.
-          model = emptyModel();
-          if (previousEnding === 'kill') adoptedKilledCreate = true;
-        }
+      if (!walAcknowledged) {
+        // A create that crashed after the rename but before it returned: a valid empty log.
+        model = Wal.exists(WAL_DIR, fs) ? emptyModel() : null;
       }
       if (model === null) {
         wal = await race(Wal.create(WAL_DIR, { fs, metadata: METADATA, segmentBytes: params.segmentBytes, preallocate: params.preallocate, logger }));
+        walAcknowledged = true;
         model = emptyModel();
       } else {
         let opened: OpenedWal;
@@ -334,34 +277,14 @@ export async function runWalCrashSeed(seed: number, options: RunOptions = {}): P
           // Anything that fails once the process is dead is the crash (e.g. a synchronous call
           // of the dead mount throwing SimProcessDeadError).
           if (err instanceof Crashed || isCrashed) throw new Crashed();
-          const message = `incarnation ${incarnation}: open failed: ${(err as Error).message}${logTail(logger)}`;
-          const torn = err instanceof WalCorruptionError && / stop followed by valid records/.test(err.message) && isLastSegment(fs, err.file);
-          const gap = err instanceof WalCorruptionError && /segment sequence gap/.test(err.message) && params.namespaceCrash === 'independent';
-          const nameGap = err instanceof WalCorruptionError && /entry index \d+ leaves a gap/.test(err.message);
-          const lostDir = adoptedKilledCreate && /^no WAL at .*the directory does not exist/.test((err as Error).message);
-          const known: KnownBug | null =
-            torn && KNOWN_BUGS.tornTailFollowedByValid
-              ? 'tornTailFollowedByValid'
-              : gap && KNOWN_BUGS.releaseGap
-                ? 'releaseGap'
-                : lostDir && KNOWN_BUGS.walDirEntryNotDurable
-                  ? 'walDirEntryNotDurable'
-                  : nameGap && KNOWN_BUGS.segmentNamedForLostBatch
-                    ? 'segmentNamedForLostBatch'
-                    : null;
-          return result(message, 'open-error', known);
+          return result(`incarnation ${incarnation}: open failed: ${(err as Error).message}${logTail(logger)}`, 'open-error');
         }
+        walAcknowledged = true;
         wal = opened.wal;
         const bad = checkReplay(model, opened, model.ackedSnapshot);
         if (bad !== null) {
           options.trace?.(describeModel(model, opened));
-          const known: KnownBug | null =
-            bad.hardStateAhead && KNOWN_BUGS.hardStateAhead
-              ? 'hardStateAhead'
-              : bad.staleTail && KNOWN_BUGS.staleTailAfterSnapshot
-                ? 'staleTailAfterSnapshot'
-                : null;
-          return result(`incarnation ${incarnation}: ${bad.violation}${logTail(logger)}`, 'violation', known);
+          return result(`incarnation ${incarnation}: ${bad.violation}${logTail(logger)}`, 'violation');
         }
         // What was replayed is durable now (open syncs it): the new base.
         model = {
@@ -462,14 +385,8 @@ export async function runWalCrashSeed(seed: number, options: RunOptions = {}): P
       await pump;
     }
     log.push(`${line}, ${model === null ? 'no WAL yet' : `${model.acked}/${model.records.length} records acked`}`);
-    previousEnding = ending;
   }
   return result(null, null);
-}
-
-function isLastSegment(fs: FileSystem, file: string): boolean {
-  const segments = fs.readdirSync(path.dirname(file)).filter((n) => parseSegmentFileName(n) !== null).sort();
-  return segments.at(-1) === path.basename(file);
 }
 
 function emptyModel(): Model {
@@ -516,7 +433,7 @@ function logTail(logger: QuietLogger): string {
 
 export function formatWalCrashFailure(r: WalCrashResult): string {
   return (
-    `WAL crash seed ${r.seed} ${r.known !== null ? `hit known bug ${r.known}` : 'failed'} (${r.failureKind}): ${r.failure}\n` +
+    `WAL crash seed ${r.seed} failed (${r.failureKind}): ${r.failure}\n` +
     `  params ${JSON.stringify(r.params)}\n` +
     `  ${r.log.join('\n  ')}\n` +
     `  reproduce: npx tsx test/sim/wal-crash-cli.ts --seed ${r.seed}`
