@@ -20,14 +20,15 @@ const FIRST_SEED = 1;
 const SEEDS = 500;
 const CHUNK = 100;
 /**
- * Seeds that found a WAL bug (see the list in wal-crash.ts), each of which fails with that bug's
- * fix reverted: 2188 staleTailAfterSnapshot, 4665 segmentNamedForLostBatch, 21573
- * walDirEntryNotDurable, 173 and 333 releaseGap (in 1..500 too; named here so they stay covered
- * if the range changes). A seed replays a run of this harness and WAL version: after changes it
- * may take another path, so it is a smoke test of a fix, not a proof (the unit tests in
- * test/wal/crash-regressions.test.ts are); rerun the CLI over many seeds.
+ * Seeds that fail with one WAL fix reverted (found with the CLI on this harness and WAL
+ * version; see the list of bugs in wal-crash.ts): 9984 10141 staleTailAfterSnapshot (11ce71c),
+ * 4379 4665 segmentNamedForLostBatch (90f9774), 48 173 releaseGap (9266ea4; in 1..500 too,
+ * named so they stay covered), 8972 16448 walDirEntryNotDurable (93326ca). A seed replays a run
+ * of this harness and WAL version: after changes it may take another path, so it is a smoke
+ * test of a fix, not a proof (test/wal/crash-regressions.test.ts is); rerun the CLI over many
+ * seeds.
  */
-const REGRESSION_SEEDS = [2188, 4665, 21573, 173, 333];
+const REGRESSION_SEEDS = [9984, 10141, 4379, 4665, 48, 173, 8972, 16448];
 const METADATA = { nodeId: 1, clusterId: 7 };
 const DIR = '/data/wal';
 

@@ -40,21 +40,20 @@ export interface WalCrashParams {
 export type Ending = 'power-loss' | 'kill' | 'clean-close';
 
 /**
- * WAL bugs this harness found, all fixed (each one's seeds are regression seeds in
- * wal-crash.test.ts; a seed replays a run of this harness and WAL version, so after changes it
- * may take another path):
+ * WAL bugs this harness found, all fixed (regression seeds in wal-crash.test.ts, each failing
+ * with its fix reverted):
  *  - hardStateAhead (fcca012): a cut copied the hard state of a save whose entries were not
  *    written yet into the new segment.
  *  - tornTailFollowedByValid (9bcfa81, WAL format 2): a torn last batch (a lost sector, later
  *    sectors intact) was taken for mid-log corruption.
- *  - staleTailAfterSnapshot (seed 2188): replay from snapshot S skipped a rewrite at an index
- *    ≤ S written after older entries above S, instead of truncating them (terms going down).
- *  - segmentNamedForLostBatch (seed 4665): a cut named the new segment after a rewrite before
- *    the rewrite was written; when it was lost, a later release deleted entries still needed.
- *  - releaseGap (seeds 173, 333; 'independent' namespace model): releaseTo fsynced the
- *    directory once after all unlinks; a newer unlink could survive an older one (a gap).
- *  - walDirEntryNotDurable (seed 21573): a create killed between its rename and the parent
- *    fsync, adopted by Wal.open (which did not fsync the parent): a power loss took the WAL.
+ *  - staleTailAfterSnapshot: replay from snapshot S skipped a rewrite at an index ≤ S written
+ *    after older entries above S, instead of truncating them (terms going down).
+ *  - segmentNamedForLostBatch: a cut named the new segment after a rewrite before the rewrite
+ *    was written; when it was lost, a later release deleted entries still needed.
+ *  - releaseGap ('independent' namespace model): releaseTo fsynced the directory once after all
+ *    unlinks; a newer unlink could survive an older one (a sequence gap open refuses).
+ *  - walDirEntryNotDurable: a create killed between its rename and the parent fsync, adopted
+ *    by Wal.open (which did not fsync the parent): a power loss took the WAL.
  */
 
 export interface WalCrashResult {
