@@ -1,9 +1,11 @@
 /** A pending API call: a promise settled at most once, with its own timeout. */
 
+import { REAL_CLOCK, type RuntimeClock, type RuntimeTimer } from './runtime-io.js';
+
 export class PendingCall<T> {
   readonly promise: Promise<T>;
   private settledFlag = false;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: RuntimeTimer | null = null;
   private resolveFn!: (value: T) => void;
   private rejectFn!: (error: Error) => void;
 
@@ -14,12 +16,14 @@ export class PendingCall<T> {
     onTimeout: () => Error,
     /** Runs once, synchronously, when the call settles (any way). */
     private readonly onSettle: (() => void) | null = null,
+    /** Where the timeout runs (a virtual clock in the simulator). */
+    clock: RuntimeClock = REAL_CLOCK,
   ) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.resolveFn = resolve;
       this.rejectFn = reject;
     });
-    this.timer = setTimeout(() => {
+    this.timer = clock.setTimer(() => {
       this.timer = null;
       if (!this.settledFlag) this.reject(onTimeout());
     }, timeoutMs);
@@ -47,7 +51,7 @@ export class PendingCall<T> {
 
   private clearTimer(): void {
     if (this.timer !== null) {
-      clearTimeout(this.timer);
+      this.timer.cancel();
       this.timer = null;
     }
   }

@@ -7,6 +7,7 @@ import { isReadIndexFanout, type ReadIndexFanout } from '../raft/config.js';
 import type { WalBackend } from '../wal/backend.js';
 import type { FileSystem } from '../wal/file-system.js';
 import { InvalidArgumentError } from './errors.js';
+import type { NodeSimulation } from './runtime-io.js';
 
 /** A committed entry handed to the state machine (the runtime's envelope already removed). */
 export interface AppliedEntry {
@@ -159,6 +160,8 @@ export interface RaftNodeOptions<R = unknown> {
   /** Aborts start-up (start then rejects with StoppedError and releases everything); after
    * start-up, aborting stops the node like stop(). */
   signal?: AbortSignal;
+  /** @internal The deterministic simulator's clock, randomness and transport (runtime-io.ts). */
+  simulation?: NodeSimulation;
 }
 
 export interface ResolvedOptions<R> {
@@ -197,6 +200,7 @@ export interface ResolvedOptions<R> {
   walBackend: WalBackend | null;
   fileSystem: FileSystem | null;
   signal: AbortSignal | null;
+  simulation: NodeSimulation | null;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
@@ -328,5 +332,6 @@ export function resolveOptions<R>(o: RaftNodeOptions<R>): ResolvedOptions<R> {
     walBackend: o.walBackend ?? null,
     fileSystem: o.fileSystem ?? null,
     signal: o.signal ?? null,
+    simulation: o.simulation ?? null,
   };
 }

@@ -44,6 +44,7 @@ import {
   type SnapshotBody,
   type TransportStats,
 } from '../transport/index.js';
+import type { TransportOptions } from '../transport/types.js';
 import { PendingCall } from './call.js';
 import {
   decodeConfChangeContext,
@@ -86,7 +87,7 @@ import {
   type ResolvedOptions,
 } from './options.js';
 import { NodeRuntime, asError, type AppliedOutcome, type RuntimeHooks } from './runtime.js';
-import { REAL_CLOCK } from './runtime-io.js';
+import { REAL_CLOCK, type NodeTransport, type RuntimeClock, type RuntimeTimer } from './runtime-io.js';
 import { NodeStorage, type NodeStorageStatus, type Replay } from './storage.js';
 import { LeaderWait } from './leader-wait.js';
 import { decodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
@@ -211,18 +212,20 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   private readonly opts: ResolvedOptions<R>;
   private readonly storage: NodeStorage;
-  private readonly transport: Transport;
+  private readonly transport: NodeTransport;
+  /** Timers and Ready passes: real ones, or the simulator's virtual clock. */
+  private readonly clock: RuntimeClock;
   /** The Ready pass, over the real storage, transport and timers. */
   private readonly runtime: NodeRuntime<R>;
   /** Random per start: tags our requests so an entry proposed before a restart never resolves
    * a call made after it. Never 0. */
-  private readonly incarnation = randomInt(1, 0xffffffff);
+  private readonly incarnation: number;
 
   private state: NodeState = 'running';
   private leader: NodeId = 0;
   private role: Role = Role.Follower;
   private ticks = 0;
-  private tickTimer: NodeJS.Timeout | null = null;
+  private tickTimer: RuntimeTimer | null = null;
   private nextSeq = 1;
   /** readBarrier calls not settled yet (bounded by maxPendingReads). */
   private pendingReads = 0;
@@ -322,6 +325,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.opts = o;
     this.storage = storage;
     this.removalWatch = new RemovalWatch(o.id, 2 * o.electionTicks, 0);
+    this.clock = o.simulation?.clock ?? REAL_CLOCK;
+    this.incarnation = o.simulation?.incarnation ?? randomInt(1, 0xffffffff);
 
     // The cluster's record (the snapshot) wins over the start-up options, which only fill in
     // ids it does not name; ConfChange entries replayed after the snapshot update both. The
@@ -329,7 +334,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const peerUrls = new Map(o.peers);
     for (const [id, url] of snapshotPeers) if (usablePeerUrl(url) !== null) peerUrls.set(id, url);
 
-    this.transport = new Transport({
+    const transportOptions: TransportOptions = {
       id: o.id,
       clusterId: o.clusterId,
       peers: new Map(),
@@ -354,7 +359,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       },
       onRemoved: (byPeer) => this.onRemovedByPeer(byPeer),
       logger: o.logger,
-    });
+    };
+    this.transport = o.simulation !== null ? o.simulation.createTransport(transportOptions) : new Transport(transportOptions);
 
     this.runtime = new NodeRuntime<R>({
       id: o.id,
@@ -373,11 +379,11 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         disableProposalForwarding: !o.forwardProposals,
         logger: o.logger,
       },
-      random: new SeededRandom(randomInt(0, 0x7fffffff)),
+      random: o.simulation?.random ?? new SeededRandom(randomInt(0, 0x7fffffff)),
       incarnation: this.incarnation,
       storage,
       transport: this.transport,
-      clock: REAL_CLOCK,
+      clock: this.clock,
       stateMachine: o.stateMachine,
       hooks: this.runtimeHooks(),
       logger: o.logger,
@@ -451,7 +457,20 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   private run(): void {
     if (traceOn) trace('node', this.id, this.id);
-    this.tickTimer = setInterval(() => this.onTick(), this.opts.tickMs);
+    if (this.opts.simulation === null) {
+      const interval = setInterval(() => this.onTick(), this.opts.tickMs);
+      this.tickTimer = { cancel: () => clearInterval(interval) };
+    } else {
+      // A virtual clock has one-shot timers only: re-arm on every tick.
+      const tickMs = this.opts.tickMs;
+      const rearm = (): void => {
+        this.tickTimer = this.clock.setTimer(() => {
+          rearm();
+          this.onTick();
+        }, tickMs);
+      };
+      rearm();
+    }
     const signal = this.opts.signal;
     if (signal !== null) {
       this.abortListener = () => void this.stop();
@@ -639,7 +658,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const call: PendingCall<void> = new PendingCall<void>(timeoutMs, () => {
       this.transfers = this.transfers.filter((t) => t.call !== call);
       return this.leaderWait.unpark(call) ? new NoLeaderError(what, timeoutMs) : new TimeoutError(what, timeoutMs, false);
-    });
+    }, null, this.clock);
     if (!this.waitsForLeader(options)) this.leaderWait.markFailFast(call);
     const submit = (): void => {
       const leader = this.runtime.rawNode.status().leader;
@@ -1189,7 +1208,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       if (this.leaderWait.unpark(call)) return new NoLeaderError(what, timeoutMs);
       // Never handed on (queued, or its forwarded proposal was dropped unsent): it cannot commit.
       return new TimeoutError(what, timeoutMs, proposed);
-    });
+    }, null, this.clock);
     if (!this.waitsForLeader(options)) this.leaderWait.markFailFast(call);
     this.pending.set(seq, { kind, what, call, proposed: false, index: 0, term: 0, resubmit: null });
     this.runtime.schedule();
@@ -1210,6 +1229,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       timeoutMs,
       () => (this.leaderWait.unpark(call) ? new NoLeaderError(what, timeoutMs) : new TimeoutError(what, timeoutMs, false)),
       () => this.pendingReads--,
+      this.clock,
     );
     if (failFast) this.leaderWait.markFailFast(call);
     this.readQueue.push(call);
@@ -1284,7 +1304,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.state = 'stopping';
     this.stopInfo = { reason, detail, error };
     if (this.tickTimer !== null) {
-      clearInterval(this.tickTimer);
+      this.tickTimer.cancel();
       this.tickTimer = null;
     }
     this.runtime.halt();

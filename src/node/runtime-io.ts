@@ -8,7 +8,8 @@
  * incarnation) is given to it.
  */
 
-import type { Entry, HardState, Message, NodeId, Snapshot, SnapshotMetadata } from '../raft/types.js';
+import type { Entry, HardState, Message, NodeId, RandomSource, Snapshot, SnapshotMetadata } from '../raft/types.js';
+import type { TransportOptions, TransportStats } from '../transport/types.js';
 
 /** Durable storage, as the Ready pass uses it (NodeStorage in production). Any rejection is
  * fatal: the runtime stops and never retries a write. */
@@ -72,3 +73,25 @@ export const REAL_CLOCK: RuntimeClock = {
     return { cancel: () => clearTimeout(timer) };
   },
 };
+
+/** The peer transport as RaftNode uses it: Transport in production. */
+export interface NodeTransport extends RuntimeTransport {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  address(): { host: string; port: number };
+  stats(): TransportStats;
+}
+
+/**
+ * @internal For the deterministic whole-node simulator (test/simnode) only, not a public
+ * option: replaces everything RaftNode takes from the world besides its filesystem (which
+ * `fileSystem` replaces) — timers (ticks, request timeouts, Ready passes), randomness, the
+ * incarnation, and the peer transport (built from the options RaftNode would give Transport).
+ */
+export interface NodeSimulation {
+  clock: RuntimeClock;
+  random: RandomSource;
+  /** Never 0. */
+  incarnation: number;
+  createTransport(options: TransportOptions): NodeTransport;
+}

@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Entry, HardState } from '../raft/types.js';
+import { mutations, storageRandomness } from '../testing/mutations.js';
 import {
   COMMIT_FRAME_BYTES,
   FRAME_HEADER_BYTES,
@@ -199,7 +200,8 @@ function resolveOptions(options: WalOptions): ResolvedOptions {
 }
 
 function randomSalt(): number {
-  return randomBytes(4).readUInt32LE(0);
+  const seeded = storageRandomness.salt;
+  return seeded !== null ? seeded() : randomBytes(4).readUInt32LE(0);
 }
 
 function headerRecord(header: SegmentHeader): RecordInput {
@@ -650,6 +652,8 @@ export class Wal {
       const nameIndex = entries.length > 0 ? entries[0]!.index : this.lastIndex + 1;
       if (entries.length > 0) this.lastIndex = entries[entries.length - 1]!.index;
       const issuedHardState = hardState === null ? null : { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
+      // Mutation (test/simnode only): the pre-fcca012 bug, the hard state recorded at call time.
+      if (mutations.walCutHardStateAhead && issuedHardState !== null) this.lastIssuedHardState = issuedHardState;
       return this.append(records, options.sync ?? true, nameIndex, issuedHardState);
     } catch (err) {
       return Promise.reject(err);
