@@ -399,9 +399,10 @@ function probeDirectIo(): DirectIoProbe {
 export function createJsBackend(reason: string, options: JsBackendOptions = {}): WalBackend {
   const files = options.fileSystem ?? nodeFileSystem;
   // Over node:fs these are fs.writev / fs.fdatasync themselves: no layer per write.
+  // (Bound: a FileSystem other than node:fs, e.g. a SimMount, has methods that use `this`.)
   const io: JsBackendFs = {
-    writev: options.fs?.writev ?? files.writev,
-    fdatasync: options.fs?.fdatasync ?? files.fdatasync,
+    writev: options.fs?.writev ?? (files === nodeFileSystem ? files.writev : files.writev.bind(files)),
+    fdatasync: options.fs?.fdatasync ?? (files === nodeFileSystem ? files.fdatasync : files.fdatasync.bind(files)),
   };
   return {
     name: 'js',
