@@ -28,8 +28,8 @@ import { CALM_NETWORK, SimNetwork, SimTransport, type NetworkFaults } from './ne
 
 /** Fault classes that trigger bugs fixed on branches not merged yet (see docs/simulation.md):
  * off by default, on with --enable. */
-export type Feature = 'tear' | 'resend-proposals' | 'garbage' | 'single-voter';
-export const FEATURES: readonly Feature[] = ['tear', 'resend-proposals', 'garbage', 'single-voter'];
+export type Feature = 'tear' | 'resend-proposals' | 'garbage' | 'single-voter' | 'readd';
+export const FEATURES: readonly Feature[] = ['tear', 'resend-proposals', 'garbage', 'single-voter', 'readd'];
 
 export interface SimNodeOptions {
   seed: number;
@@ -115,7 +115,7 @@ function chooseParams(r: SimRandom, features: ReadonlySet<Feature>): SimNodePara
       replyHoldMs: r.pick([2, 5, 20]),
       resendProposals: features.has('resend-proposals'),
     },
-    stepGapMs: r.pick([2, 5, 15]),
+    stepGapMs: r.pick([5, 10, 20, 40]),
   };
 }
 
@@ -157,6 +157,10 @@ interface Slot {
   /** A planned I/O error: the op kinds it hits and after how many matching ops. */
   ioFault: { kinds: readonly string[]; code: SimErrno; skip: number } | null;
   dirSyncPolicy: 'auto' | 'strict';
+  /** A snapshot file was corrupted since the node last started. */
+  bitrot: boolean;
+  /** Its disk holds a log past bootstrap (it will not bootstrap again). */
+  hasLog: boolean;
 }
 
 /** The KV state machine as a replica runs it, reporting every applied write to the checker. */
@@ -218,6 +222,7 @@ export class SimNode {
   readonly slots = new Map<NodeId, Slot>();
   private failure: string | null = null;
   private nextWriteId = 1;
+  private lastConf: { voters: NodeId[]; learners: NodeId[] } = { voters: [], learners: [] };
   private nextIncarnation = 1;
   private traceHashValue = 0x811c9dc5;
   readonly stats: SimNodeStats = {
@@ -232,6 +237,7 @@ export class SimNode {
     this.trace = new Trace(options.traceLines ?? 300);
     this.net = new SimNetwork(this.loop, this.random, this.trace);
     this.net.faults = this.params.net;
+    for (let id = 1; id <= this.params.nodes; id++) this.lastConf.voters.push(id);
     const total = this.params.nodes + SPARE_IDS;
     for (let id = 1; id <= total; id++) {
       this.slots.set(id, {
@@ -243,6 +249,8 @@ export class SimNode {
         crashAtOp: 0,
         ioFault: null,
         dirSyncPolicy: id === this.params.einvalNode && this.params.einvalStrict ? 'strict' : 'auto',
+        bitrot: false,
+        hasLog: false,
       });
     }
   }
@@ -308,7 +316,8 @@ export class SimNode {
       return;
     }
     const f = slot.ioFault;
-    if (f !== null && f.kinds.includes(op.kind) && slot.proc !== null && slot.proc.alive) {
+    if (f !== null && f.kinds.includes(op.kind) && !op.path.endsWith('.tmp') && slot.proc !== null && slot.proc.alive) {
+      // (Not a prepared segment: its errors surface at the cut that would use it.)
       if (f.skip > 0) {
         f.skip--;
         return;
@@ -364,7 +373,9 @@ export class SimNode {
     const initial = [...this.slots.keys()].filter((id) => id <= this.params.nodes).map((id) => ({ id, url: urlOf(id) }));
     const options: RaftNodeOptions<ApplyResult> = {
       id: slot.id,
-      peers: slot.join ? [{ id: slot.id, url: urlOf(slot.id) }, ...this.memberPeers(slot.id)] : initial,
+      // A joining node, or one restarting from a log, is told the current members (as an
+      // operator would); a node that may still bootstrap, only the initial voters.
+      peers: slot.join || slot.hasLog ? unionPeers([{ id: slot.id, url: urlOf(slot.id) }, ...this.memberPeers(slot.id), ...(slot.join ? [] : initial)]) : initial,
       join: slot.join,
       dataDir: DATA_DIR,
       stateMachine: p.kv,
@@ -396,8 +407,10 @@ export class SimNode {
         if (!p.alive) return;
         p.node = node;
         slot.state = 'up';
+        slot.bitrot = false;
         if (p.expectRefusal) this.fail(`n${slot.id} started with dirSync strict on a filesystem without directory fsync`);
         const st = node.status();
+        if (st.lastIndex > 0) slot.hasLog = true;
         this.note('up', slot.id, `log ${st.snapshotIndex}..${st.lastIndex} commit ${st.commit} term ${st.term}`);
         this.guard(() => this.checker.onRecovered(slot.id, st.lastIndex));
         node.on('fatal', ({ error, detail }) => {
@@ -445,6 +458,10 @@ export class SimNode {
     }
     slot.crashAtOp = 0;
     slot.ioFault = null;
+    // Without directory fsync (dirSync auto on EINVAL) a power loss may lose acknowledged data
+    // and votes — the documented risk of such filesystems — so that node only ever has its
+    // process killed.
+    if (mode === 'power' && slot.id === this.params.einvalNode) mode = 'kill';
     if (mode === 'power') {
       const report = slot.disk.crash({ data: this.features.has('tear') ? 'random' : this.random.pick(['keep', 'lose'] as const) });
       this.note('power-loss', slot.id, `kept ${report.writesKept} lost ${report.writesLost} torn ${report.writesTorn} ns-lost ${report.namespaceLost.length}`);
@@ -461,11 +478,15 @@ export class SimNode {
     let best: RaftNode<ApplyResult> | null = null;
     for (const s of this.slots.values()) {
       const n = s.state === 'up' ? s.proc?.node ?? null : null;
-      if (n !== null && n.nodeState === 'running' && (best === null || n.appliedIndex > best.appliedIndex)) best = n;
+      if (n !== null && n.nodeState === 'running' && n.status().members.voters.length > 0 &&
+          (best === null || n.appliedIndex > best.appliedIndex)) best = n;
     }
-    if (best === null) return { voters: [...this.slots.keys()].filter((id) => id <= this.params.nodes), learners: [] };
-    const st = best.status();
-    return { voters: st.members.voters.map((m) => m.id), learners: st.members.learners.map((m) => m.id) };
+    const st = best?.status();
+    // A node that has not applied its first membership yet (a joining one) knows none.
+    if (st !== undefined && st.members.voters.length > 0) {
+      this.lastConf = { voters: st.members.voters.map((m) => m.id), learners: st.members.learners.map((m) => m.id) };
+    }
+    return this.lastConf;
   }
 
   private upNodes(): { slot: Slot; node: RaftNode<ApplyResult>; proc: Proc }[] {
@@ -537,13 +558,13 @@ export class SimNode {
     const r = this.random;
     const up = this.upNodes();
     const roll = r.next() * 100;
-    if (roll < 40) {
+    if (roll < 42) {
       if (up.length > 0) this.put(r.pick(up));
-    } else if (roll < 52) {
+    } else if (roll < 55) {
       if (up.length > 0) this.get(r.pick(up), true);
-    } else if (roll < 58) {
+    } else if (roll < 61) {
       if (up.length > 0) this.get(r.pick(up), false);
-    } else if (roll < 63) {
+    } else if (roll < 64) {
       this.crashAction();
     } else if (roll < 71) {
       this.restartAction();
@@ -556,7 +577,7 @@ export class SimNode {
         this.stats.drops++;
         this.net.dropConnection(a, b);
       }
-    } else if (roll < 84) {
+    } else if (roll < 83) {
       this.membershipAction();
     } else if (roll < 86) {
       this.transferAction();
@@ -626,7 +647,10 @@ export class SimNode {
     const via = r.pick(up);
     const conf = this.membership();
     const members = new Set([...conf.voters, ...conf.learners]);
-    const outsiders = [...this.slots.values()].filter((s) => !members.has(s.id) && s.state !== 'starting');
+    // Re-adding an id that ran before (on a wiped disk) only with --enable readd: see
+    // docs/simulation.md (a stale message to the old incarnation stops the new one).
+    const outsiders = [...this.slots.values()].filter((s) => !members.has(s.id) && s.state !== 'starting' &&
+      (s.state === 'none' || this.features.has('readd')));
     const minVoters = this.features.has('single-voter') ? 1 : 2;
     const choice = r.next();
     let call: Promise<unknown>;
@@ -638,6 +662,7 @@ export class SimNode {
       if (slot.proc !== null && slot.proc.alive) this.crash(slot, 'kill');
       slot.disk = this.newDisk(slot.id);
       slot.join = true;
+      slot.hasLog = false;
       slot.state = 'down';
       this.checker.resetReplica(slot.id);
       what = `${asVoter ? 'addVoter' : 'addLearner'}(n${slot.id})`;
@@ -702,7 +727,11 @@ export class SimNode {
     if (down.length === 0) return;
     const slot = this.random.pick(down);
     const snaps = (slot.disk.listDir(`${DATA_DIR}/snap`) ?? []).filter((n) => n.endsWith('.snap'));
-    if (snaps.length === 0) return;
+    // One bad file among several: start-up must fall back to an older one. (With a single
+    // snapshot file the WAL before it is gone by design; refusing to start is then right.)
+    if (snaps.length < 2 || slot.bitrot) return;
+    slot.bitrot = true;
+    slot.crashAtOp = 0;
     const name = this.random.pick(snaps);
     const file = `${DATA_DIR}/snap/${name}`;
     const content = slot.disk.fileContent(file);
@@ -818,8 +847,9 @@ export class SimNode {
       const conf = this.membership();
       for (const id of [...conf.voters, ...conf.learners]) {
         const s = this.slots.get(id)!;
-        if (s.state === 'down' || s.state === 'stopped' || s.state === 'none') {
-          if (s.state === 'stopped') s.disk.killProcesses();
+        if (s.state === 'down' || s.state === 'stopped' || s.state === 'none' || s.state === 'removed') {
+          // (A member whose process stopped itself as 'removed' is restarted by the operator.)
+          if (s.state === 'stopped' || s.state === 'removed') s.disk.killProcesses();
           if (s.proc !== null) {
             s.proc.alive = false;
             s.proc.clock.kill();
@@ -831,8 +861,9 @@ export class SimNode {
       await this.loop.runUntil(this.loop.now + 50, () => this.failure !== null);
       const up = this.upNodes();
       const leader = up.find((u) => u.node.isLeader);
-      const pending = healWrites.filter((w) => w.outcome !== 'acked');
-      const done = healWrites.length >= HEAL_WRITES && pending.length === 0;
+      // Done once HEAL_WRITES writes are acknowledged (lost or timed-out ones are replaced).
+      const done = healWrites.filter((w) => w.outcome === 'acked').length >= HEAL_WRITES &&
+        !healWrites.some((w) => w.outcome === 'pending');
       if (!done && leader !== undefined && this.loop.now - lastPropose > 1500) {
         // Writes whose outcome is known to be lost are replaced by new ones.
         const live = healWrites.filter((w) => w.outcome === 'acked' || w.outcome === 'pending').length;
@@ -871,6 +902,12 @@ export class SimNode {
       `${this.upNodes().some((u) => u.node.isLeader) ? 'writes did not apply on every member' : 'no leader'}; ` +
       `voters ${conf.voters.join(',')} learners ${conf.learners.join(',')}; history ${this.checker.history.length}; ${states}`);
   }
+}
+
+function unionPeers(peers: { id: NodeId; url: string }[]): { id: NodeId; url: string }[] {
+  const seen = new Map<NodeId, string>();
+  for (const p of peers) if (!seen.has(p.id)) seen.set(p.id, p.url);
+  return [...seen].map(([id, url]) => ({ id, url }));
 }
 
 function blankMessage(type: MessageType, from: NodeId, to: NodeId, term: number, fields: Partial<Message>): Message {
