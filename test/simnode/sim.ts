@@ -316,8 +316,9 @@ export class SimNode {
       return;
     }
     const f = slot.ioFault;
-    if (f !== null && f.kinds.includes(op.kind) && !op.path.endsWith('.tmp') && slot.proc !== null && slot.proc.alive) {
-      // (Not a prepared segment: its errors surface at the cut that would use it.)
+    if (f !== null && f.kinds.includes(op.kind) && !op.path.endsWith('.wal.tmp') && !op.path.endsWith('/LOCK') && slot.proc !== null && slot.proc.alive) {
+      // (Data files only: a prepared segment's errors surface at the cut that would use it,
+      // and the lock file holds no data.)
       if (f.skip > 0) {
         f.skip--;
         return;
@@ -732,7 +733,9 @@ export class SimNode {
     if (snaps.length < 2 || slot.bitrot) return;
     slot.bitrot = true;
     slot.crashAtOp = 0;
-    const name = this.random.pick(snaps);
+    // Not the newest: after a snapshot from the leader, no older one can replay across it (the
+    // log has a gap there), so a corrupt newest file then rightly stops start-up.
+    const name = this.random.pick(snaps.sort().slice(0, -1));
     const file = `${DATA_DIR}/snap/${name}`;
     const content = slot.disk.fileContent(file);
     if (content === null || content.length === 0) return;
