@@ -62,6 +62,7 @@ import {
   type RequestTag,
 } from './envelope.js';
 import { ProposalDedup } from './proposal-dedup.js';
+import { mutations } from '../testing/mutations.js';
 import { removedIdsAfter, snapshotRemovedIds, transportMembership, usablePeerUrl } from './membership.js';
 import { captureStateMachine, decodeSnapshotRef, encodeSnapshotRef, restoreStateMachine } from './snapshot-ref.js';
 import type { NodeLogger, StateMachine } from './options.js';
@@ -519,7 +520,8 @@ export class NodeRuntime<R = unknown> {
         throw new InvariantError(`committed entry ${e.index} does not follow applied index ${this.applied}`);
       }
       const tag = requestTagOf(e);
-      if (tag !== null && !this.appliedProposals.admit(tag, e.index)) {
+      // (The proposalDuplicates mutation, test/simnode only, skips the de-dup: the old bug.)
+      if (tag !== null && !mutations.proposalDuplicates && !this.appliedProposals.admit(tag, e.index)) {
         // A repeat of a proposal applied before (a re-sent request appended twice): applied as
         // nothing, on every replica alike. Ours was settled by its first copy (or a snapshot).
         this.logger.warn('skipping a repeated proposal', { index: e.index, origin: tag.origin, seq: tag.seq });

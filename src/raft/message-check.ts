@@ -14,6 +14,7 @@
  */
 import { decodeConfChange } from './codec.js';
 import { EntryType, MessageType, type Entry, type Message } from './types.js';
+import { mutations } from '../testing/mutations.js';
 
 /**
  * Largest term or index accepted from the wire. A term the size of MAX_SAFE_INTEGER would leave
@@ -56,6 +57,8 @@ export function isLocalMessageType(t: MessageType): boolean {
  * nodes only (local types are refused).
  */
 export function messageProblem(m: Message): string | null {
+  // (The peerMessageCheckOff mutation, test/simnode only: no check at all, the old bug.)
+  if (mutations.peerMessageCheckOff) return null;
   if (m === null || typeof m !== 'object') return 'message must be an object';
   if (!KNOWN_TYPES.has(m.type)) return `unknown message type ${String(m.type)}`;
   if (LOCAL_TYPES.has(m.type)) return `local message type ${typeName(m.type)} cannot come from the network`;

@@ -23,6 +23,7 @@ import { CompactedError, ConfigError, ProposalDroppedError } from './errors.js';
 import { assert, fail } from './assert.js';
 import { EMPTY_BYTES, entrySize, payloadsSize } from './util.js';
 import { decodeConfChange } from './codec.js';
+import { mutations } from '../testing/mutations.js';
 import type { RandomSource } from './types.js';
 
 /** Why a node campaigns: a pre-vote round, a real election, or a leadership transfer. */
@@ -906,6 +907,11 @@ export class Raft {
         this.leaderPropose(m, local);
         return;
       case MessageType.ReadIndex:
+        if (mutations.singleVoterReadIndexShortcut && this.trk.isSingleton() && this.trk.isVoter(this.id)) {
+          // (Mutation, test/simnode only: the old shortcut, before the commit of our term.)
+          this.respondToReadIndex(m, this.raftLog.committed);
+          return;
+        }
         // A read index is only safe once we know the commit index of our term (§6.4). That
         // holds for the only voter too: after a restart its commit index may lag entries it
         // acknowledged before (a commit-only hard state is written without fsync), and only

@@ -30,6 +30,7 @@ import { decodeMessages, encodeMessage, encodeMessages } from '../raft/codec.js'
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import type { HeldReply } from './reply.js';
 import { trace, traceOn } from './trace.js';
+import { mutations } from '../testing/mutations.js';
 import { batchProblem, type MessageCheck, type SenderStatus } from './validate.js';
 import { postSnapshotStream, type SnapshotBody } from './snapshot-stream.js';
 import {
@@ -463,7 +464,8 @@ export class PeerSender {
         method: 'POST',
         headers: proposals ? this.proposalHeaders : this.headers,
         body,
-        idempotent: !proposals,
+        // (The proposalDuplicates mutation, test/simnode only: proposals re-sendable, the old bug.)
+        idempotent: !proposals || mutations.proposalDuplicates,
         blocking: proposals,
       })
       .then(async (res): Promise<BatchOutcome> => {

@@ -20,6 +20,7 @@ import {
   type ScannedRecord,
 } from './backend.js';
 import { crc32cRange, crc32cU32 } from './crc32c.js';
+import { mutations } from '../testing/mutations.js';
 
 const UINT32_MAX = 0xffffffff;
 const MAGIC_BYTES = new TextEncoder().encode(SEGMENT_MAGIC);
@@ -449,7 +450,9 @@ function findLaterCommit(bytes: Uint8Array, from: number, salt: number, committe
     if (!frameValidates(bytes, at, COMMIT_PAYLOAD_BYTES, statedPrevCrc, salt)) continue;
     if (commitProblem(bytes, at, statedPrevCrc) !== null) continue;
     const durableOffset = readU64(bytes, at + FRAME_HEADER_BYTES + 8);
-    if (durableOffset > committedEnd) return { offset: at, durableOffset };
+    // (The tornBatchAsCorruption mutation, test/simnode only: any later valid frame counts as
+    // proof, the format-1 rule that refused a torn final batch as mid-log damage.)
+    if (durableOffset > committedEnd || mutations.tornBatchAsCorruption) return { offset: at, durableOffset };
   }
   return null;
 }

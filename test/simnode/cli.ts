@@ -1,5 +1,5 @@
 /**
- * `npm run sim:node -- [--seed S] [--runs N] [--steps M] [--mutation NAME] [--enable F,..]
+ * `npm run sim:node -- [--seed S] [--runs N] [--steps M] [--mutation NAME] [--disable F,..]
  *                     [--keep-going] [--verbose] [--trace LINES]`
  *
  * Runs the whole-node simulator (sim.ts) on seeds S … S+N−1, M driver steps each. On the first
@@ -22,7 +22,7 @@ interface CliOptions {
 }
 
 function parseArgs(argv: string[]): CliOptions {
-  const o: CliOptions = { seed: 1, runs: 1, steps: 400, mutation: null, features: [], keepGoing: false, verbose: false, traceLines: 300 };
+  const o: CliOptions = { seed: 1, runs: 1, steps: 400, mutation: null, features: [...FEATURES], keepGoing: false, verbose: false, traceLines: 300 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const int = (): number => {
@@ -44,16 +44,16 @@ function parseArgs(argv: string[]): CliOptions {
         o.mutation = m as MutationName;
         break;
       }
-      case '--enable': {
+      case '--disable': {
         for (const f of (argv[++i] ?? '').split(',')) {
-          if (!FEATURES.includes(f as Feature)) throw new Error(`--enable takes a comma-separated list of ${FEATURES.join(', ')}; got ${f}`);
-          o.features.push(f as Feature);
+          if (!FEATURES.includes(f as Feature)) throw new Error(`--disable takes a comma-separated list of ${FEATURES.join(', ')}; got ${f}`);
+          o.features = o.features.filter((x) => x !== f);
         }
         break;
       }
       case '--help': case '-h':
         process.stdout.write(`usage: npm run sim:node -- [--seed S] [--runs N] [--steps M] [--mutation ${MUTATION_NAMES.join('|')}] ` +
-          `[--enable ${FEATURES.join(',')}] [--keep-going] [--verbose] [--trace LINES]\n`);
+          `[--disable ${FEATURES.join(',')}] [--keep-going] [--verbose] [--trace LINES]\n`);
         process.exit(0);
         break;
       default:

@@ -12,11 +12,20 @@
  * sent again on a new connection (undici retries idempotent requests, and the transport marks
  * every batch idempotent), so a batch the receiver already processed arrives twice; answers
  * held on the dropped connection are lost.
+ *
+ * Proposals (Prop) travel as the real transport sends them: in their own requests, never in a
+ * held answer, never answered late, and not re-sent after a drop (a non-idempotent request
+ * fails instead) — unless the run's `resendProposals` fault re-sends them anyway (a duplicate
+ * the runtime's proposal de-dup must absorb), or the proposalDuplicates mutation is on.
+ *
+ * Snapshots go as the transport sends them: a descriptor message with its body streamed from
+ * the sender's snapshot file (snapshotSource → onSnapshotStream), or whole (onSnapshot).
  */
 import { decodeMessages, encodeMessages } from '../../src/raft/codec.js';
 import { MessageType, type Message, type NodeId } from '../../src/raft/types.js';
 import type { NodeTransport } from '../../src/node/runtime-io.js';
-import { batchProblem, envelopeProblem, type SenderStatus } from '../../src/transport/validate.js';
+import { batchProblem, peerMessageProblem, type SenderStatus } from '../../src/transport/validate.js';
+import { mutations } from '../../src/testing/mutations.js';
 import type { TransportOptions, TransportStats } from '../../src/transport/types.js';
 import type { EventLoop, ProcClock } from './loop.js';
 import type { SimRandom } from '../sim/prng.js';
@@ -33,8 +42,8 @@ export interface NetworkFaults {
   /** Probability that an answer is held (replyHoldMs) to carry the receiver's next batch. */
   holdReply: number;
   replyHoldMs: number;
-  /** Re-send unanswered batches that carry proposals after a connection drop (undici does; see
-   * docs/simulation.md for why this is a switch). */
+  /** Re-send unanswered proposal requests after a connection drop, as a transport that marked
+   * them idempotent would (the real one does not): duplicates for the proposal de-dup. */
   resendProposals: boolean;
 }
 
@@ -48,6 +57,8 @@ interface InFlightRequest {
   to: NodeId;
   body: Uint8Array;
   snapshot: boolean;
+  /** A streamed snapshot's body (null: sent whole). */
+  snapshotBody: Uint8Array[] | null;
   hasProposals: boolean;
   /** The sender's connection generation it was sent on. */
   generation: number;
@@ -86,6 +97,15 @@ export class SimTransport implements NodeTransport {
     for (const [id, url] of options.peers) if (id !== this.id) this.members.set(id, url);
   }
 
+  setMembers(members: ReadonlyMap<NodeId, string>, removed: ReadonlySet<NodeId>): void {
+    this.members.clear();
+    for (const [id, url] of members) if (id !== this.id) this.members.set(id, url);
+    this.removed.clear();
+    for (const id of removed) if (id !== this.id) this.removed.add(id);
+    for (const id of [...this.queues.keys()]) if (!this.members.has(id)) this.queues.delete(id);
+    for (const id of [...this.held.keys()]) if (!this.members.has(id)) this.held.delete(id);
+  }
+
   async start(): Promise<void> {
     this.started = true;
     this.net.attach(this);
@@ -118,7 +138,7 @@ export class SimTransport implements NodeTransport {
     for (const m of messages) {
       if (!this.members.has(m.to)) continue;
       if (m.type === MessageType.Snap) {
-        this.net.sendRequest(this, m.to, [m], true);
+        this.net.sendSnapshot(this, m);
         continue;
       }
       let q = this.queues.get(m.to);
@@ -140,24 +160,17 @@ export class SimTransport implements NodeTransport {
     for (const [to, q] of this.queues) {
       this.queues.delete(to);
       if (q.length === 0 || !this.members.has(to)) continue;
-      const answer = this.takeHeld(to);
-      if (answer !== null) this.net.sendAnswer(this, answer.request, q);
-      else this.net.sendRequest(this, to, q, false);
+      // As peer.ts: proposals in their own request, everything else in one batch (which may
+      // ride back in a held answer).
+      const proposals = q.filter((m) => m.type === MessageType.Prop);
+      const rest = proposals.length === 0 ? q : q.filter((m) => m.type !== MessageType.Prop);
+      if (rest.length > 0) {
+        const answer = this.takeHeld(to);
+        if (answer !== null) this.net.sendAnswer(this, answer.request, rest);
+        else this.net.sendRequest(this, to, rest, null);
+      }
+      if (proposals.length > 0) this.net.sendRequest(this, to, proposals, null);
     }
-  }
-
-  addPeer(id: NodeId, url: string): void {
-    if (id === this.id) return;
-    this.removed.delete(id);
-    this.members.set(id, url);
-  }
-
-  removePeer(id: NodeId): void {
-    if (id === this.id) return;
-    this.members.delete(id);
-    this.removed.add(id);
-    this.queues.delete(id);
-    this.held.delete(id);
   }
 
   senderStatus(from: NodeId): SenderStatus {
@@ -239,15 +252,55 @@ export class SimNetwork {
     return t !== undefined && t.running ? t : null;
   }
 
-  sendRequest(sender: SimTransport, to: NodeId, msgs: Message[], snapshot: boolean): void {
+  /**
+   * A snapshot: a descriptor is streamed with its body read from the sender's snapshot file
+   * (which takes disk I/O on the sender: the request leaves once it is read), else sent whole.
+   */
+  sendSnapshot(sender: SimTransport, m: Message): void {
+    let source = null;
+    try {
+      source = sender.options.snapshotSource?.(m) ?? null;
+    } catch {
+      source = null; // the transport sends it whole then
+    }
+    if (source === null) {
+      this.sendRequest(sender, m.to, [m], null);
+      return;
+    }
+    const body = source;
+    void (async () => {
+      const chunks: Uint8Array[] = [];
+      let bytes = 0;
+      for await (const chunk of body.open()) {
+        chunks.push(chunk);
+        bytes += chunk.byteLength;
+      }
+      if (bytes !== body.bytes) throw new Error(`snapshot body is ${bytes} bytes, its descriptor says ${body.bytes}`);
+      return chunks;
+    })().then(
+      (chunks) => {
+        if (sender.running) this.sendRequest(sender, m.to, [m], chunks);
+      },
+      () => {
+        // The sender could not read its file (it died, or the file went away): it fails.
+        sender.callback(() => sender.options.onSnapshotStatus(m.to, false));
+      },
+    );
+  }
+
+  /** A request with `msgs`; with `snapshotBody` non-null, a snapshot (one Snap message) whose
+   * body follows it. */
+  sendRequest(sender: SimTransport, to: NodeId, msgs: Message[], snapshotBody: Uint8Array[] | null): void {
     this.stats.requests++;
     sender.sentBatches++;
+    const snapshot = msgs.length === 1 && msgs[0]!.type === MessageType.Snap;
     const req: InFlightRequest = {
       id: this.nextRequestId++,
       from: sender.id,
       to,
       body: encodeMessages(msgs),
       snapshot,
+      snapshotBody,
       hasProposals: msgs.some((m) => m.type === MessageType.Prop),
       generation: this.generation(sender.id, to),
       answered: false,
@@ -308,13 +361,14 @@ export class SimNetwork {
     }
     let msgs: Message[];
     let problem: string | null;
+    const check = receiver.options.checkMessage ?? null;
     try {
       msgs = decodeMessages(req.body);
       problem = req.snapshot
         ? msgs.length !== 1 || msgs[0]!.type !== MessageType.Snap || msgs[0]!.snapshot === null
           ? 'expected one Snap message'
-          : envelopeProblem(msgs[0]!, req.from, receiver.id, (id) => receiver.senderStatus(id))
-        : batchProblem(msgs, req.from, receiver.id, (id) => receiver.senderStatus(id));
+          : peerMessageProblem(msgs[0]!, req.from, receiver.id, (id) => receiver.senderStatus(id), check)
+        : batchProblem(msgs, req.from, receiver.id, (id) => receiver.senderStatus(id), check);
     } catch (err) {
       msgs = [];
       problem = `malformed batch: ${(err as Error).message}`;
@@ -329,13 +383,18 @@ export class SimNetwork {
     if (req.delivered) this.trace.add('redelivered', receiver.id, null, `#${req.id} from n${req.from}${req.hasProposals ? ' (carries proposals)' : ''}`);
     req.delivered = true;
     receiver.receivedBatches++;
+    if (req.snapshot) {
+      this.receiveSnapshot(receiver, req, msgs[0]!);
+      return;
+    }
     try {
       receiver.options.onMessages(msgs);
     } catch (err) {
       this.answer(req, 500, null);
       return;
     }
-    if (!req.snapshot && this.random.chance(this.faults.holdReply)) {
+    // A proposal request is answered at once (peer.ts does not ask for a held answer).
+    if (!req.hasProposals && this.random.chance(this.faults.holdReply)) {
       let list = receiver.held.get(req.from);
       if (list === undefined) receiver.held.set(req.from, (list = []));
       const held: HeldAnswer = { request: req, expires: this.loop.now + this.faults.replyHoldMs, used: false };
@@ -349,6 +408,41 @@ export class SimNetwork {
       return;
     }
     this.answer(req, 204, null);
+  }
+
+  /** server.ts receiveSnapshot / receiveSnapshotStream: answered once the receiver is done. */
+  private receiveSnapshot(receiver: SimTransport, req: InFlightRequest, m: Message): void {
+    const o = receiver.options;
+    let done: Promise<void>;
+    try {
+      if (req.snapshotBody !== null) {
+        if (o.onSnapshotStream === undefined) {
+          this.answer(req, 400, null);
+          return;
+        }
+        const chunks = req.snapshotBody;
+        const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
+        done = o.onSnapshotStream(m, (async function* () {
+          for (const c of chunks) yield c;
+        })(), bytes);
+      } else if (o.onSnapshot !== undefined) {
+        done = o.onSnapshot(m);
+      } else {
+        o.onMessages([m]);
+        done = Promise.resolve();
+      }
+    } catch {
+      this.answer(req, 500, null);
+      return;
+    }
+    done.then(
+      () => this.answer(req, 204, null),
+      (err: unknown) => {
+        // A receiver that died meanwhile answers nothing (the connection breaks).
+        if (!receiver.running) this.fail(req);
+        else this.answer(req, (err as { status?: number }).status ?? 500, null);
+      },
+    );
   }
 
   /** The receiver answers `req` carrying `msgs` (a held answer used for its next batch). */
@@ -389,7 +483,7 @@ export class SimNetwork {
         } catch {
           return;
         }
-        if (batchProblem(msgs, req.to, sender.id, (id) => sender.senderStatus(id)) !== null) {
+        if (batchProblem(msgs, req.to, sender.id, (id) => sender.senderStatus(id), sender.options.checkMessage ?? null) !== null) {
           this.stats.rejected++;
           return;
         }
@@ -415,7 +509,7 @@ export class SimNetwork {
     const sender = this.live(from);
     for (const req of unanswered) {
       if (sender === null) continue;
-      if (req.hasProposals && !this.faults.resendProposals) {
+      if (req.hasProposals && !this.faults.resendProposals && !mutations.proposalDuplicates) {
         req.answered = true;
         this.fail(req);
         continue;
@@ -445,8 +539,8 @@ export class SimNetwork {
     const sender = this.endpoints.get(from);
     if (sender === undefined) return;
     const req: InFlightRequest = {
-      id: this.nextRequestId++, from, to, body: encodeMessages([m]), snapshot: false,
-      hasProposals: false, generation: this.generation(from, to), answered: false, delivered: false,
+      id: this.nextRequestId++, from, to, body: encodeMessages([m]), snapshot: false, snapshotBody: null,
+      hasProposals: m.type === MessageType.Prop, generation: this.generation(from, to), answered: false, delivered: false,
     };
     this.transmit(req);
   }

@@ -26,8 +26,8 @@ import { Checker, SimViolation, type WriteRecord } from './checker.js';
 import { EventLoop, ProcClock } from './loop.js';
 import { CALM_NETWORK, SimNetwork, SimTransport, type NetworkFaults } from './network.js';
 
-/** Fault classes that trigger bugs fixed on branches not merged yet (see docs/simulation.md):
- * off by default, on with --enable. */
+/** Fault classes whose bugs were fixed later than the rest (see docs/simulation.md): all on by
+ * default; --disable turns one off (to tell whether a failure needs it). */
 export type Feature = 'tear' | 'resend-proposals' | 'garbage' | 'single-voter' | 'readd';
 export const FEATURES: readonly Feature[] = ['tear', 'resend-proposals', 'garbage', 'single-voter', 'readd'];
 
@@ -35,6 +35,7 @@ export interface SimNodeOptions {
   seed: number;
   steps: number;
   mutation?: MutationName | null;
+  /** Default: all of FEATURES. */
   features?: readonly Feature[];
   traceLines?: number;
 }
@@ -113,7 +114,8 @@ function chooseParams(r: SimRandom, features: ReadonlySet<Feature>): SimNodePara
       stall: r.pick([0, 0.01, 0.05]),
       holdReply: r.pick([0, 0.3, 0.8]),
       replyHoldMs: r.pick([2, 5, 20]),
-      resendProposals: features.has('resend-proposals'),
+      // Half the runs: proposal requests re-sent after drops (the de-dup must absorb them).
+      resendProposals: features.has('resend-proposals') && r.chance(0.5),
     },
     stepGapMs: r.pick([5, 10, 20, 40]),
   };
@@ -232,7 +234,7 @@ export class SimNode {
 
   constructor(readonly options: SimNodeOptions) {
     this.random = new SimRandom(options.seed);
-    this.features = new Set(options.features ?? []);
+    this.features = new Set(options.features ?? FEATURES);
     this.params = chooseParams(this.random, this.features);
     this.trace = new Trace(options.traceLines ?? 300);
     this.net = new SimNetwork(this.loop, this.random, this.trace);
@@ -464,7 +466,7 @@ export class SimNode {
     // process killed.
     if (mode === 'power' && slot.id === this.params.einvalNode) mode = 'kill';
     if (mode === 'power') {
-      const report = slot.disk.crash({ data: this.features.has('tear') ? 'random' : this.random.pick(['keep', 'lose'] as const) });
+      const report = slot.disk.crash({ data: this.random.pick(this.features.has('tear') ? ['keep', 'lose', 'random'] as const : ['keep', 'lose'] as const) });
       this.note('power-loss', slot.id, `kept ${report.writesKept} lost ${report.writesLost} torn ${report.writesTorn} ns-lost ${report.namespaceLost.length}`);
     } else {
       slot.disk.killProcesses();
@@ -935,7 +937,9 @@ export function formatFailure(result: SimNodeResult, options: SimNodeOptions): s
   const flags = [
     `--seed ${result.seed}`, '--runs 1', `--steps ${options.steps}`,
     ...(options.mutation ? [`--mutation ${options.mutation}`] : []),
-    ...((options.features ?? []).length > 0 ? [`--enable ${(options.features ?? []).join(',')}`] : []),
+    ...(options.features !== undefined && options.features.length < FEATURES.length
+      ? [`--disable ${FEATURES.filter((f) => !options.features!.includes(f)).join(',')}`]
+      : []),
   ].join(' ');
   return [
     `VIOLATION seed=${result.seed}: ${result.failure}`,
