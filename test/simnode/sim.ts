@@ -330,6 +330,10 @@ export class SimNode {
       this.stats.ioFaults++;
       this.note('io-fault', id, `${f.code} on ${op.kind} ${op.path}`);
       const proc = slot.proc;
+      // A snapshot temp file is a snapshot being written: our own (its failure stops the node)
+      // or one streamed in by the leader (refused with 500, the node runs on: nothing of it was
+      // acknowledged or installed, and the leader sends it again into a new temp file).
+      if (/\/snap\/[^/]*\.snap\.[^/]*\.tmp$/.test(op.path)) return f.code;
       // Fail-stop: the node must have stopped (and acknowledge nothing more) soon after.
       this.loop.after(200, () => {
         if (proc.alive && proc.node !== null && proc.node.nodeState === 'running') {
@@ -732,12 +736,13 @@ export class SimNode {
     const snaps = (slot.disk.listDir(`${DATA_DIR}/snap`) ?? []).filter((n) => n.endsWith('.snap'));
     // One bad file among several: start-up must fall back to an older one. (With a single
     // snapshot file the WAL before it is gone by design; refusing to start is then right.)
-    if (snaps.length < 2 || slot.bitrot) return;
+    if (snaps.length < 3 || slot.bitrot) return;
     slot.bitrot = true;
     slot.crashAtOp = 0;
-    // Not the newest: after a snapshot from the leader, no older one can replay across it (the
-    // log has a gap there), so a corrupt newest file then rightly stops start-up.
-    const name = this.random.pick(snaps.sort().slice(0, -1));
+    // Not the newest two: after a snapshot from the leader, no older one can replay across it
+    // (the log has a gap there), so a corrupt newest usable file rightly stops start-up — and
+    // the newest file may be unusable (written, its WAL marker not: a crash in between).
+    const name = this.random.pick(snaps.sort().slice(0, -2));
     const file = `${DATA_DIR}/snap/${name}`;
     const content = slot.disk.fileContent(file);
     if (content === null || content.length === 0) return;
