@@ -1,5 +1,5 @@
 /**
- * `npm run sim:node -- [--seed S] [--runs N] [--steps M] [--mutation NAME] [--disable F,..]
+ * `npm run sim:node -- [--seed S] [--runs N] [--steps M] [--mutation NAME] [--enable F,..] [--disable F,..]
  *                     [--keep-going] [--verbose] [--trace LINES]`
  *
  * Runs the whole-node simulator (sim.ts) on seeds S … S+N−1, M driver steps each. On the first
@@ -8,7 +8,7 @@
  * on). The last stdout line is the summary: `runs=N steps=M violations=V elapsed=Xs`.
  */
 import { MUTATION_NAMES, type MutationName } from '../../src/testing/mutations.js';
-import { FEATURES, formatFailure, runSeed, type Feature, type SimNodeOptions } from './sim.js';
+import { DEFAULT_FEATURES, FEATURES, formatFailure, runSeed, type Feature, type SimNodeOptions } from './sim.js';
 
 interface CliOptions {
   seed: number;
@@ -22,7 +22,7 @@ interface CliOptions {
 }
 
 function parseArgs(argv: string[]): CliOptions {
-  const o: CliOptions = { seed: 1, runs: 1, steps: 400, mutation: null, features: [...FEATURES], keepGoing: false, verbose: false, traceLines: 300 };
+  const o: CliOptions = { seed: 1, runs: 1, steps: 400, mutation: null, features: [...DEFAULT_FEATURES], keepGoing: false, verbose: false, traceLines: 300 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const int = (): number => {
@@ -44,6 +44,13 @@ function parseArgs(argv: string[]): CliOptions {
         o.mutation = m as MutationName;
         break;
       }
+      case '--enable': {
+        for (const f of (argv[++i] ?? '').split(',')) {
+          if (!FEATURES.includes(f as Feature)) throw new Error(`--enable takes a comma-separated list of ${FEATURES.join(', ')}; got ${f}`);
+          if (!o.features.includes(f as Feature)) o.features.push(f as Feature);
+        }
+        break;
+      }
       case '--disable': {
         for (const f of (argv[++i] ?? '').split(',')) {
           if (!FEATURES.includes(f as Feature)) throw new Error(`--disable takes a comma-separated list of ${FEATURES.join(', ')}; got ${f}`);
@@ -53,7 +60,7 @@ function parseArgs(argv: string[]): CliOptions {
       }
       case '--help': case '-h':
         process.stdout.write(`usage: npm run sim:node -- [--seed S] [--runs N] [--steps M] [--mutation ${MUTATION_NAMES.join('|')}] ` +
-          `[--disable ${FEATURES.join(',')}] [--keep-going] [--verbose] [--trace LINES]\n`);
+          `[--enable F,..] [--disable F,..] (F: ${FEATURES.join(', ')}; default on: ${DEFAULT_FEATURES.join(', ')}) [--keep-going] [--verbose] [--trace LINES]\n`);
         process.exit(0);
         break;
       default:
