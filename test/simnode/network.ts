@@ -439,6 +439,7 @@ export class SimNetwork {
       () => this.answer(req, 204, null),
       (err: unknown) => {
         // A receiver that died meanwhile answers nothing (the connection breaks).
+        if (req.answered) return; // failed already: the receiver died (died())
         if (!receiver.running) this.fail(req);
         else this.answer(req, (err as { status?: number }).status ?? 500, null);
       },
@@ -518,6 +519,20 @@ export class SimNetwork {
       const again: InFlightRequest = { ...req, generation: this.generation(from, to), answered: false };
       this.inFlight.get(key)!.push(again);
       this.transmit(again);
+    }
+  }
+
+  /**
+   * The process behind `t` died: its connections break. A request it received and had not
+   * answered yet (a held answer, a snapshot being written) fails at its sender, as a reset
+   * connection does; without this a sender would wait forever for a snapshot's outcome.
+   */
+  died(t: SimTransport): void {
+    t.alive = false;
+    if (this.endpoints.get(t.id) !== t) return;
+    for (const [key, list] of this.inFlight) {
+      if (!key.endsWith(`>${t.id}`)) continue;
+      for (const req of [...list]) if (!req.answered && req.delivered) this.fail(req);
     }
   }
 

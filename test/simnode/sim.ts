@@ -467,7 +467,7 @@ export class SimNode {
     if (p !== null) {
       p.alive = false;
       p.clock.kill();
-      if (p.transport !== null) p.transport.alive = false;
+      if (p.transport !== null) this.net.died(p.transport);
     }
     slot.crashAtOp = 0;
     slot.ioFault = null;
@@ -629,7 +629,7 @@ export class SimNode {
     if (slot.proc !== null) {
       slot.proc.alive = false;
       slot.proc.clock.kill();
-      if (slot.proc.transport !== null) slot.proc.transport.alive = false;
+      if (slot.proc.transport !== null) this.net.died(slot.proc.transport);
     }
     this.startNode(slot);
   }
@@ -836,7 +836,7 @@ export class SimNode {
       if (s.proc !== null) {
         s.proc.alive = false;
         s.proc.clock.kill();
-        if (s.proc.transport !== null) s.proc.transport.alive = false;
+        if (s.proc.transport !== null) this.net.died(s.proc.transport);
       }
     }
   }
@@ -869,7 +869,7 @@ export class SimNode {
           if (s.proc !== null) {
             s.proc.alive = false;
             s.proc.clock.kill();
-            if (s.proc.transport !== null) s.proc.transport.alive = false;
+            if (s.proc.transport !== null) this.net.died(s.proc.transport);
           }
           this.startNode(s);
         }
