@@ -30,9 +30,11 @@ import { CALM_NETWORK, SimNetwork, SimTransport, type NetworkFaults } from './ne
  * default; --disable turns one off (to tell whether a failure needs it). */
 export type Feature = 'tear' | 'resend-proposals' | 'garbage' | 'single-voter' | 'readd' | 'readd-voter';
 export const FEATURES: readonly Feature[] = ['tear', 'resend-proposals', 'garbage', 'single-voter', 'readd', 'readd-voter'];
-/** On unless --disable'd. 'readd-voter' (a removed id re-added as a voter, or a re-added
- * learner promoted) is off by default: it finds an open liveness bug (docs/simulation.md). */
-export const DEFAULT_FEATURES: readonly Feature[] = ['tear', 'resend-proposals', 'garbage', 'single-voter', 'readd'];
+/** On unless --disable'd. Off by default (--enable), each finds an open bug of re-using a
+ * removed member's id on a wiped disk (docs/simulation.md, "Open findings"): 'readd' (a stale
+ * removed node wins an election with the wiped node's vote: two leaders, stale reads) and
+ * 'readd-voter' (re-added as a voter: a lagging follower answers its new leader 410 forever). */
+export const DEFAULT_FEATURES: readonly Feature[] = ['tear', 'resend-proposals', 'garbage', 'single-voter'];
 
 export interface SimNodeOptions {
   seed: number;
