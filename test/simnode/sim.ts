@@ -161,6 +161,9 @@ interface Slot {
   join: boolean;
   /** Disk op step at which to lose power (0: none). */
   crashAtOp: number;
+  /** Lose power a few I/O steps after the next WAL segment cut renames its new segment into
+   * place (while the batch that triggered the cut is being written). */
+  crashInCut: boolean;
   /** A planned I/O error: the op kinds it hits and after how many matching ops. */
   ioFault: { kinds: readonly string[]; code: SimErrno; skip: number } | null;
   dirSyncPolicy: 'auto' | 'strict';
@@ -231,6 +234,7 @@ export class SimNode {
   readonly slots = new Map<NodeId, Slot>();
   private failure: string | null = null;
   private nextWriteId = 1;
+  private lastAckedKey: string | null = null;
   private lastConf: { voters: NodeId[]; learners: NodeId[] } = { voters: [], learners: [] };
   private nextIncarnation = 1;
   private traceHashValue = 0x811c9dc5;
@@ -256,6 +260,7 @@ export class SimNode {
         state: 'none',
         join: id > this.params.nodes,
         crashAtOp: 0,
+        crashInCut: false,
         ioFault: null,
         dirSyncPolicy: id === this.params.einvalNode && this.params.einvalStrict ? 'strict' : 'auto',
         bitrot: false,
@@ -318,6 +323,13 @@ export class SimNode {
 
   private onDiskOp(id: NodeId, op: SimOp): SimErrno | void {
     const slot = this.slots.get(id)!;
+    if (slot.crashInCut && op.kind === 'rename' && op.path.endsWith('.wal.tmp') && slot.crashAtOp === 0) {
+      // The cut's new segment (header, metadata, hard state: synced) gets its name: the batch
+      // that triggered the cut follows (dir sync, open, write, fdatasync).
+      slot.crashInCut = false;
+      slot.crashAtOp = op.step + 1 + this.random.intn(5);
+      this.note('arm-crash', id, `in a segment cut: at I/O step ${slot.crashAtOp}`);
+    }
     if (slot.crashAtOp > 0 && op.step >= slot.crashAtOp) {
       slot.crashAtOp = 0;
       this.stats.ioCrashes++;
@@ -472,6 +484,7 @@ export class SimNode {
       if (p.transport !== null) this.net.died(p.transport);
     }
     slot.crashAtOp = 0;
+    slot.crashInCut = false;
     slot.ioFault = null;
     // Without directory fsync (dirSync auto on EINVAL) a power loss may lose acknowledged data
     // and votes — the documented risk of such filesystems — so that node only ever has its
@@ -504,6 +517,16 @@ export class SimNode {
     return this.lastConf;
   }
 
+  /** `conf` plus every member of a running node's applied configuration. */
+  private membersAnywhere(conf: { voters: NodeId[]; learners: NodeId[] }): NodeId[] {
+    const ids = new Set([...conf.voters, ...conf.learners]);
+    for (const { node } of this.upNodes()) {
+      const m = node.status().members;
+      for (const x of [...m.voters, ...m.learners]) ids.add(x.id);
+    }
+    return [...ids].filter((id) => this.slots.has(id)).sort((a, b) => a - b);
+  }
+
   private upNodes(): { slot: Slot; node: RaftNode<ApplyResult>; proc: Proc }[] {
     const out: { slot: Slot; node: RaftNode<ApplyResult>; proc: Proc }[] = [];
     for (const s of this.slots.values()) {
@@ -530,6 +553,7 @@ export class SimNode {
         }
         this.note('put-ok', target.slot.id, `w${writeId} @${result.revision}`);
         this.stats.acked++;
+        this.lastAckedKey = w.key;
         this.guard(() => this.checker.writeAcked(w, this.loop.now, result.revision));
       },
       (err: unknown) => {
@@ -543,7 +567,8 @@ export class SimNode {
   }
 
   private get(target: { slot: Slot; node: RaftNode<ApplyResult>; proc: Proc }, linearizable: boolean): void {
-    const key = this.random.pick(KEYS);
+    // Half the reads ask for the key written last: where a stale read shows.
+    const key = this.random.chance(0.5) && this.lastAckedKey !== null ? this.lastAckedKey : this.random.pick(KEYS);
     const id = target.slot.id;
     if (!linearizable) {
       const writeId = target.proc.kv.get(key);
@@ -612,7 +637,10 @@ export class SimNode {
     if (candidates.length === 0) return;
     const slot = r.pick(candidates);
     const how = r.next();
-    if (how < 0.45) {
+    if (how < 0.15) {
+      slot.crashInCut = true;
+      this.note('arm-crash', slot.id, 'in the next segment cut');
+    } else if (how < 0.45) {
       // Power loss at one of the next I/O steps: mid-append, mid-cut, mid-snapshot, mid-start.
       slot.crashAtOp = slot.disk.steps + 1 + r.intn(60);
       this.note('arm-crash', slot.id, `at I/O step ${slot.crashAtOp}`);
@@ -853,6 +881,7 @@ export class SimNode {
     this.net.faults = { ...CALM_NETWORK, resendProposals: this.params.net.resendProposals };
     for (const s of this.slots.values()) {
       s.crashAtOp = 0;
+      s.crashInCut = false;
       s.ioFault = null;
       s.disk.capacityBytes = Number.POSITIVE_INFINITY;
     }
@@ -861,9 +890,13 @@ export class SimNode {
     const healWrites: WriteRecord[] = [];
     let lastPropose = -Infinity;
     while (this.loop.now < deadline && this.failure === null) {
-      // Every member runs (a node that stopped or crashed is restarted).
+      // Every member runs (a node that stopped or crashed is restarted) — a member of any
+      // running node's applied configuration: a voter that restarted with a commit index below
+      // its removal of another (commit-only hard states are not synced) needs the removed
+      // node's vote to commit that removal again, and an operator restarts a node a member
+      // still lists.
       const conf = this.membership();
-      for (const id of [...conf.voters, ...conf.learners]) {
+      for (const id of this.membersAnywhere(conf)) {
         const s = this.slots.get(id)!;
         if (s.state === 'down' || s.state === 'stopped' || s.state === 'none' || s.state === 'removed') {
           // (A member whose process stopped itself as 'removed' is restarted by the operator.)
