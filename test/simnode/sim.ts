@@ -440,6 +440,9 @@ export class SimNode {
         if (st.lastIndex > 0) slot.hasLog = true;
         this.note('up', slot.id, `log ${st.snapshotIndex}..${st.lastIndex} commit ${st.commit} term ${st.term}`);
         this.guard(() => this.checker.onRecovered(slot.id, st.lastIndex));
+        // A client that was waiting for this node reads through it as soon as it is back (the
+        // first reads after a restart are where a lost commit index shows).
+        if (st.lastIndex > 0 && this.random.chance(0.5)) this.get({ slot, node, proc: p }, true);
         node.on('fatal', ({ error, detail }) => {
           if (!p.alive) return;
           this.note('fatal', slot.id, `${detail}`);
