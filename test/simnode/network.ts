@@ -356,6 +356,7 @@ export class SimNetwork {
   private receive(receiver: SimTransport, req: InFlightRequest): void {
     const status = receiver.senderStatus(req.from);
     if (status !== 'member') {
+      this.trace.add(status === 'removed' ? 'req-410' : 'req-403', receiver.id, null, `#${req.id} from n${req.from}`);
       this.answer(req, status === 'removed' ? 410 : 403, null);
       return;
     }
