@@ -171,11 +171,13 @@ export interface TransportMembership {
 }
 
 /**
- * The transport's members: the configuration's members with their URLs. A configuration with
- * no voters (a node that has not applied its bootstrap or been sent a snapshot yet, or one
- * joining) has nothing to go by: then every peer we know a URL of (the start-up peers) is a
- * member, so the leader adding us can reach us. Removed ids never count as members unless the
- * configuration says they are.
+ * The transport's members: the configuration's members with their URLs, and every other peer
+ * we know a URL of (start-up peers, URLs from applied entries and snapshots) that is not
+ * removed — a node whose applied configuration lags must still accept a leader added after it
+ * (the core only addresses the configuration's members, so nothing is sent to the others
+ * unasked). A configuration with no voters (a node that has not applied its bootstrap or been
+ * sent a snapshot yet, or one joining) is the same: every known peer. Removed ids never count
+ * as members unless the configuration says they are.
  */
 export function transportMembership(
   self: NodeId,
@@ -195,6 +197,10 @@ export function transportMembership(
       if (url === undefined) missingUrls.push(id);
       else members.set(id, url);
     }
+    // Every other peer we know a URL of, unless removed: our applied configuration may lag the
+    // cluster's, and a member added since may lead us. Refused (403), such a leader could never
+    // send us the entries that add it: we would never catch up (found by test/simnode).
+    for (const [id, url] of urls) if (id !== self && !removed.has(id) && !members.has(id)) members.set(id, url);
   }
   const gone = new Set<NodeId>();
   for (const id of removed) if (!inConfig.has(id) && id !== self) gone.add(id);
