@@ -16,7 +16,7 @@ const STEPS = 300;
  * --mutation NAME --seed 1 --runs 2000`) and what its violation says. The same seed runs clean
  * without the mutation (checked below). */
 const DETECTIONS: { mutation: MutationName; seed: number; violation: RegExp }[] = [
-  { mutation: 'walCutHardStateAhead', seed: 27, violation: /hardState\.commit \d+ is out of range/ },
+  { mutation: 'walCutHardStateAhead', seed: 228, violation: /hardState\.commit \d+ is out of range/ },
   { mutation: 'proposalDuplicates', seed: 2, violation: /applied twice/ },
   { mutation: 'peerMessageCheckOff', seed: 3, violation: /stopped \(fatal\) without an injected fault: Raft core invariant broken/ },
   { mutation: 'tornBatchAsCorruption', seed: 99, violation: /refused to start: WAL corruption .* not a torn final batch/ },
