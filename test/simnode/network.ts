@@ -322,7 +322,8 @@ export class SimNetwork {
       if (lost || receiver === null || this.isBlocked(req.from, req.to)) {
         this.stats.lost++;
         this.trace.add('req-fail', req.from, null, `#${req.id} to n${req.to}${receiver === null ? ' (down)' : lost ? ' (lost)' : ' (partitioned)'}`);
-        this.fail(req);
+        // A peer that is down refuses the connection: its proposals certainly never arrived.
+        this.fail(req, receiver === null);
         return;
       }
       this.receive(receiver, req);
@@ -330,7 +331,9 @@ export class SimNetwork {
   }
 
   /** The request failed (no answer will come): the sender reports the peer unreachable. */
-  private fail(req: InFlightRequest): void {
+  /** `refused`: the connection was refused, so the request certainly never arrived (its
+   * proposals are reported not sent, as peer.ts does). */
+  private fail(req: InFlightRequest, refused = false): void {
     req.answered = true;
     this.forget(req);
     const sender = this.endpoints.get(req.from);
@@ -340,6 +343,9 @@ export class SimNetwork {
     sender.clock.later(1 + this.random.next() * 5, () => {
       sender.callback(() => {
         if (req.snapshot) sender.options.onSnapshotStatus(to, false);
+        if (refused && req.hasProposals && sender.options.onProposalsNotSent !== undefined) {
+          sender.options.onProposalsNotSent(to, decodeMessages(req.body).filter((m) => m.type === MessageType.Prop));
+        }
         sender.options.onUnreachable(to);
       });
     });
@@ -556,7 +562,8 @@ export class SimNetwork {
     if (sender === undefined) return;
     const req: InFlightRequest = {
       id: this.nextRequestId++, from, to, body: encodeMessages([m]), snapshot: false, snapshotBody: null,
-      hasProposals: m.type === MessageType.Prop, generation: this.generation(from, to), answered: false, delivered: false,
+      // (Not the sender's own proposals: never reported back to it as not sent.)
+      hasProposals: false, generation: this.generation(from, to), answered: false, delivered: false,
     };
     this.transmit(req);
   }
