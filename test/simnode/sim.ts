@@ -164,6 +164,8 @@ interface Slot {
   /** Lose power a few I/O steps after the next WAL segment cut renames its new segment into
    * place (while the batch that triggered the cut is being written). */
   crashInCut: boolean;
+  /** The armed power loss loses every unsynced write (not kept or torn). */
+  crashLosesUnsynced: boolean;
   /** A planned I/O error: the op kinds it hits and after how many matching ops. */
   ioFault: { kinds: readonly string[]; code: SimErrno; skip: number } | null;
   dirSyncPolicy: 'auto' | 'strict';
@@ -235,6 +237,8 @@ export class SimNode {
   private failure: string | null = null;
   private nextWriteId = 1;
   private lastAckedKey: string | null = null;
+  /** The healing phase: no more faults. */
+  private healing = false;
   private lastConf: { voters: NodeId[]; learners: NodeId[] } = { voters: [], learners: [] };
   private nextIncarnation = 1;
   private traceHashValue = 0x811c9dc5;
@@ -261,6 +265,7 @@ export class SimNode {
         join: id > this.params.nodes,
         crashAtOp: 0,
         crashInCut: false,
+        crashLosesUnsynced: false,
         ioFault: null,
         dirSyncPolicy: id === this.params.einvalNode && this.params.einvalStrict ? 'strict' : 'auto',
         bitrot: false,
@@ -443,6 +448,16 @@ export class SimNode {
         // A client that was waiting for this node reads through it as soon as it is back (the
         // first reads after a restart are where a lost commit index shows).
         if (st.lastIndex > 0 && this.random.chance(0.5)) this.get({ slot, node, proc: p }, true);
+        node.on('leader-change', ({ leader }) => {
+          // A polling client: the only voter just took the lead; it reads through it at once,
+          // while the entry of its new term is still being written (bug 5's window).
+          if (leader !== slot.id || !p.alive || this.healing) return;
+          const voters = this.membership().voters;
+          if (voters.length !== 1 || voters[0] !== slot.id || !this.random.chance(0.5)) return;
+          p.clock.later(0.01, () => {
+            if (p.alive && slot.proc === p && node.nodeState === 'running') this.get({ slot, node, proc: p }, true);
+          });
+        });
         node.on('fatal', ({ error, detail }) => {
           if (!p.alive) return;
           this.note('fatal', slot.id, `${detail}`);
@@ -494,7 +509,11 @@ export class SimNode {
     // process killed.
     if (mode === 'power' && slot.id === this.params.einvalNode) mode = 'kill';
     if (mode === 'power') {
-      const report = slot.disk.crash({ data: this.random.pick(this.features.has('tear') ? ['keep', 'lose', 'random'] as const : ['keep', 'lose'] as const) });
+      const data = slot.crashLosesUnsynced
+        ? 'lose'
+        : this.random.pick(this.features.has('tear') ? ['keep', 'lose', 'random'] as const : ['keep', 'lose'] as const);
+      slot.crashLosesUnsynced = false;
+      const report = slot.disk.crash({ data });
       this.note('power-loss', slot.id, `kept ${report.writesKept} lost ${report.writesLost} torn ${report.writesTorn} ns-lost ${report.namespaceLost.length}`);
     } else {
       slot.disk.killProcesses();
@@ -557,6 +576,7 @@ export class SimNode {
         this.note('put-ok', target.slot.id, `w${writeId} @${result.revision}`);
         this.stats.acked++;
         this.lastAckedKey = w.key;
+        this.maybeCrashAfterAck(target.slot);
         this.guard(() => this.checker.writeAcked(w, this.loop.now, result.revision));
       },
       (err: unknown) => {
@@ -567,6 +587,20 @@ export class SimNode {
       },
     );
     return w;
+  }
+
+  /**
+   * The only voter just acknowledged a write: sometimes it loses power at its next I/O step —
+   * the commit-only hard state that follows the apply, written without fsync — so it restarts
+   * with a commit index below a write it acknowledged (bug 5's precondition).
+   */
+  private maybeCrashAfterAck(slot: Slot): void {
+    const voters = this.membership().voters;
+    if (this.healing || voters.length !== 1 || voters[0] !== slot.id || slot.crashAtOp > 0 || slot.proc === null || !slot.proc.alive) return;
+    if (!this.random.chance(0.1)) return;
+    slot.crashAtOp = slot.disk.steps + 1;
+    slot.crashLosesUnsynced = true;
+    this.note('arm-crash', slot.id, `the only voter acknowledged a write: at I/O step ${slot.crashAtOp}`);
   }
 
   private get(target: { slot: Slot; node: RaftNode<ApplyResult>; proc: Proc }, linearizable: boolean): void {
@@ -778,6 +812,7 @@ export class SimNode {
     if (snaps.length < 3 || slot.bitrot) return;
     slot.bitrot = true;
     slot.crashAtOp = 0;
+    slot.ioFault = null; // (an armed EIO must not hit the harness's own write)
     // Not the newest two: after a snapshot from the leader, no older one can replay across it
     // (the log has a gap there), so a corrupt newest usable file rightly stops start-up — and
     // the newest file may be unusable (written, its WAL marker not: a crash in between).
@@ -880,11 +915,13 @@ export class SimNode {
    * must then equal the history replayed.
    */
   private async heal(): Promise<void> {
+    this.healing = true;
     this.net.healAll();
     this.net.faults = { ...CALM_NETWORK, resendProposals: this.params.net.resendProposals };
     for (const s of this.slots.values()) {
       s.crashAtOp = 0;
       s.crashInCut = false;
+      s.crashLosesUnsynced = false;
       s.ioFault = null;
       s.disk.capacityBytes = Number.POSITIVE_INFINITY;
     }

@@ -16,11 +16,11 @@ const STEPS = 300;
  * --mutation NAME --seed 1 --runs 2000`) and what its violation says. The same seed runs clean
  * without the mutation (checked below). */
 const DETECTIONS: { mutation: MutationName; seed: number; violation: RegExp }[] = [
-  { mutation: 'walCutHardStateAhead', seed: 228, violation: /hardState\.commit \d+ is out of range/ },
+  { mutation: 'walCutHardStateAhead', seed: 1, violation: /hardState\.commit \d+ is out of range/ },
   { mutation: 'proposalDuplicates', seed: 2, violation: /applied twice/ },
   { mutation: 'peerMessageCheckOff', seed: 3, violation: /stopped \(fatal\) without an injected fault: Raft core invariant broken/ },
-  { mutation: 'tornBatchAsCorruption', seed: 99, violation: /refused to start: WAL corruption .* not a torn final batch/ },
-  { mutation: 'singleVoterReadIndexShortcut', seed: 241, violation: /stale linearizable read/ },
+  { mutation: 'tornBatchAsCorruption', seed: 11, violation: /refused to start: WAL corruption .* not a torn final batch/ },
+  { mutation: 'singleVoterReadIndexShortcut', seed: 320, violation: /stale linearizable read/ },
 ];
 
 describe('whole-node simulator (test/simnode)', function () {
