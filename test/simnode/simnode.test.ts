@@ -14,13 +14,13 @@ const STEPS = 300;
 
 /** For each mutation: a seed that finds it (the first in 1..2000, `npm run sim:node --
  * --mutation NAME --seed 1 --runs 2000`) and what its violation says. The same seed runs clean
- * without the mutation (checked below). */
+ * without the mutation (checked below). walCutHardStateAhead and singleVoterReadIndexShortcut
+ * are not listed: on main's WAL since 781eb2c (a cut syncs its triggering batch before naming
+ * the new segment) neither is found in seeds 1..2000 (docs/simulation.md, "Mutations"). */
 const DETECTIONS: { mutation: MutationName; seed: number; violation: RegExp }[] = [
-  { mutation: 'walCutHardStateAhead', seed: 1, violation: /hardState\.commit \d+ is out of range/ },
-  { mutation: 'proposalDuplicates', seed: 2, violation: /applied twice/ },
+  { mutation: 'proposalDuplicates', seed: 46, violation: /applied twice/ },
   { mutation: 'peerMessageCheckOff', seed: 3, violation: /stopped \(fatal\) without an injected fault: Raft core invariant broken/ },
-  { mutation: 'tornBatchAsCorruption', seed: 11, violation: /refused to start: WAL corruption .* not a torn final batch/ },
-  { mutation: 'singleVoterReadIndexShortcut', seed: 320, violation: /stale linearizable read/ },
+  { mutation: 'tornBatchAsCorruption', seed: 24, violation: /refused to start: WAL corruption .* not a torn final batch/ },
 ];
 
 describe('whole-node simulator (test/simnode)', function () {
