@@ -205,10 +205,12 @@ export class PeerServer {
     }
   }
 
-  private async receiveSnapshot(from: NodeId, body: Buffer, res: http.ServerResponse): Promise<void> {
+  /** Decodes and checks the Snap message that heads a snapshot request (400 if it is not one
+   * this node may step); a valid one proves the sender is up. */
+  private acceptSnapshotMessage(from: NodeId, bytes: Uint8Array): Message {
     let m: Message;
     try {
-      m = decodeMessage(body);
+      m = decodeMessage(bytes);
     } catch (err) {
       throw new Rejection(400, `malformed snapshot message: ${errorMessage(err)}`);
     }
@@ -218,6 +220,11 @@ export class PeerServer {
     const problem = peerMessageProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id), this.opts.checkMessage ?? null);
     if (problem !== null) throw new Rejection(400, problem);
     this.opts.onValidRequest?.(from);
+    return m;
+  }
+
+  private async receiveSnapshot(from: NodeId, body: Buffer, res: http.ServerResponse): Promise<void> {
+    const m = this.acceptSnapshotMessage(from, body);
     this.counters.receivedSnapshots++;
     this.counters.receivedBytes += body.byteLength;
     try {
@@ -242,18 +249,7 @@ export class PeerServer {
       if (err instanceof SnapshotStreamError) throw new Rejection(err.status, err.message);
       return; // the sender went away; nobody to answer
     }
-    let m: Message;
-    try {
-      m = decodeMessage(stream.message);
-    } catch (err) {
-      throw new Rejection(400, `malformed snapshot message: ${errorMessage(err)}`);
-    }
-    if (m.type !== MessageType.Snap || m.snapshot === null) {
-      throw new Rejection(400, `expected a Snap message with a snapshot, got ${MessageType[m.type] ?? m.type}`);
-    }
-    const problem = peerMessageProblem(m, from, this.opts.id, (id) => this.opts.senderStatus(id), this.opts.checkMessage ?? null);
-    if (problem !== null) throw new Rejection(400, problem);
-    this.opts.onValidRequest?.(from);
+    const m = this.acceptSnapshotMessage(from, stream.message);
     try {
       await receiver(m, stream.body, stream.bodyBytes);
     } catch (err) {
