@@ -15,6 +15,7 @@ import { Wal } from '../../src/wal/wal.js';
 import { SimDisk, type SimDiskOptions } from './disk.js';
 import { SimRandom } from './prng.js';
 import { formatWalCrashFailure, runWalCrashSeed } from './wal-crash.js';
+import { MemoryLogger } from '../wal/fixtures/backends.js';
 
 const FIRST_SEED = 1;
 const SEEDS = 500;
@@ -32,16 +33,6 @@ const REGRESSION_SEEDS = [9984, 10141, 4379, 4665, 48, 173, 8972, 16448];
 const METADATA = { nodeId: 1, clusterId: 7 };
 const DIR = '/data/wal';
 
-class Logger {
-  readonly warnings: string[] = [];
-  readonly infos: string[] = [];
-  warn(message: string): void {
-    this.warnings.push(message);
-  }
-  info(message: string): void {
-    this.infos.push(message);
-  }
-}
 
 function entries(from: number, to: number, term = 1): Entry[] {
   const out: Entry[] = [];
@@ -83,7 +74,7 @@ describe('WAL on a simulated disk', function () {
     for (const kind of ['fdatasync', 'writev'] as const) {
       it(`EIO on ${kind}: that save and every later call reject with the first error; a restart replays the acknowledged entries`, async () => {
         const disk = newDisk(1);
-        const logger = new Logger();
+        const logger = new MemoryLogger();
         const fs = disk.mount('node');
         const wal = await Wal.create(DIR, { fs, logger, metadata: METADATA, segmentBytes: 16384 });
         await wal.save({ term: 1, vote: 1, commit: 2 }, entries(1, 3));
@@ -115,7 +106,7 @@ describe('WAL on a simulated disk', function () {
 
     it('ENOSPC when the next segment cannot be preallocated: the WAL fails; acknowledged entries survive', async () => {
       const disk = newDisk(2, { capacityBytes: 8192 + 4096 });
-      const logger = new Logger();
+      const logger = new MemoryLogger();
       const wal = await Wal.create(DIR, { fs: disk.mount('node'), logger, metadata: METADATA, segmentBytes: 8192 });
       let acked = 0;
       let failure: Error | null = null;
@@ -138,7 +129,7 @@ describe('WAL on a simulated disk', function () {
 
     it("EINVAL on directory fsync (vboxsf): dirSync 'auto' warns once and goes on", async () => {
       const disk = newDisk(3, { dirSync: 'EINVAL' });
-      const logger = new Logger();
+      const logger = new MemoryLogger();
       const fs = disk.mount('node');
       const wal = await Wal.create(DIR, { fs, logger, metadata: METADATA, segmentBytes: 8192, dirSync: 'auto' });
       for (let i = 1; i <= 40; i++) await wal.save({ term: 1, vote: 1, commit: i }, entries(i, i)); // cuts: more dir syncs
@@ -162,7 +153,7 @@ describe('WAL on a simulated disk', function () {
 
     it("EINVAL on directory fsync (vboxsf): dirSync 'strict' refuses, and no WAL appears", async () => {
       const disk = newDisk(4, { dirSync: 'EINVAL' });
-      const logger = new Logger();
+      const logger = new MemoryLogger();
       const fs = disk.mount('node');
       await assert.rejects(
         Wal.create(DIR, { fs, logger, metadata: METADATA, segmentBytes: 8192, dirSync: 'strict' }),
@@ -181,7 +172,7 @@ describe('WAL on a simulated disk', function () {
   describe('processes', function () {
     it('locks through the disk: a second process gets WalLockedError; a crash frees the lock', async () => {
       const disk = newDisk(5);
-      const logger = new Logger();
+      const logger = new MemoryLogger();
       const first = await Wal.create(DIR, { fs: disk.mount('a'), logger, metadata: METADATA, segmentBytes: 8192 });
       assert.equal(first.status().lock.kind, 'vfs');
       await assert.rejects(Wal.open(DIR, { fs: disk.mount('b'), logger, segmentBytes: 8192 }), WalLockedError);
@@ -198,7 +189,7 @@ describe('WAL on a simulated disk', function () {
         for (let seed = 1; seed <= 100; seed++) {
           let crashAt = Number.POSITIVE_INFINITY;
           const disk = newDisk(seed, { onOp: (op) => void (op.step === crashAt && disk.crash()) });
-          const logger = new Logger();
+          const logger = new MemoryLogger();
           const older = { metadata: { index: 10, term: 1, confState: { voters: [1], learners: [] } }, data: new Uint8Array(1500).fill(1) };
           const newer = { metadata: { index: 20, term: 2, confState: { voters: [1], learners: [] } }, data: new Uint8Array(1500).fill(2) };
           await new Snapshotter('/data/snap', { fs: disk.mount('a'), logger }).save(older);

@@ -17,17 +17,10 @@
  *  - Final state: after healing, every member's KV store equals H replayed.
  */
 import type { NodeId } from '../../src/raft/types.js';
+import { SimViolation, violation } from '../sim/checker.js';
 
-export class SimViolation extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SimViolation';
-  }
-}
-
-export function violation(message: string): never {
-  throw new SimViolation(message);
-}
+// One violation type for both simulators (the core one's), so their runners treat them alike.
+export { SimViolation, violation };
 
 export interface HistoryEntry {
   writeId: number;
